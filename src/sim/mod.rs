@@ -1,0 +1,436 @@
+//! Vendor simulators: in-memory, stateful test doubles of the vendor team APIs.
+//!
+//! Each vendor lives in its own file and implements [`Vendor`]: a synchronous handler from a
+//! fully read [`SimRequest`] to a [`SimResponse`]. This module owns what every simulator shares:
+//! the HTTP server, the request log that tests read, injected faults, and the documented set of
+//! people ([`people`]) that every simulator starts with.
+//!
+//! Simulators are used by the tests, the benches and the demo (`config.toml` embeds them), and
+//! run standalone with `teamgate sim <vendor> --listen 127.0.0.1:PORT`. Only this folder and
+//! `mappings/` name vendors; the proxy core reaches a simulator through [`new_vendor`] by kind.
+
+pub mod flashcat;
+pub mod grafana;
+pub mod jsonapi;
+pub mod people;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The simulator kinds that [`new_vendor`] can build.
+pub const KINDS: &[&str] = &["grafana", "flashcat", "jsonapi"];
+
+/// Builds the simulator of `kind`, accepting `credential` as the only valid one.
+pub fn new_vendor(kind: &str, credential: &str) -> Option<Box<dyn Vendor>> {
+    match kind {
+        "grafana" => Some(Box::new(grafana::Grafana::new(credential))),
+        "flashcat" => Some(Box::new(flashcat::Flashcat::new(credential))),
+        "jsonapi" => Some(Box::new(jsonapi::JsonApi::new(credential))),
+        _ => None,
+    }
+}
+
+/// One vendor's behaviour. Handlers are synchronous and run under the simulator's lock, so a
+/// simulator is trivially linearizable: every request sees the state the previous one left.
+pub trait Vendor: Send + 'static {
+    /// The vendor kind, as in [`KINDS`].
+    fn kind(&self) -> &'static str;
+    /// Answers one request exactly as the vendor's documents say.
+    fn handle(&mut self, req: &SimRequest) -> SimResponse;
+    /// Turns a vendor-specific behaviour on or off (for example errors inside HTTP 200).
+    /// Returns false for a switch this vendor does not have.
+    fn set_switch(&mut self, _name: &str, _on: bool) -> bool {
+        false
+    }
+}
+
+/// A request as the simulator received it, body already read.
+#[derive(Debug, Clone)]
+pub struct SimRequest {
+    pub method: Method,
+    /// The path exactly as received, still percent-encoded.
+    pub raw_path: String,
+    /// `raw_path` split on `/` (leading empty segment dropped), each segment percent-decoded.
+    /// An encoded `%2F` stays inside its segment, as on a real router.
+    pub segments: Vec<String>,
+    /// The query exactly as received, if any.
+    pub raw_query: Option<String>,
+    /// The query decoded as `application/x-www-form-urlencoded` pairs.
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl SimRequest {
+    /// Builds a request from its parts; used by the server and by unit tests of a vendor.
+    pub fn new(method: Method, path_and_query: &str, headers: HeaderMap, body: Bytes) -> Self {
+        let (raw_path, raw_query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (path_and_query.to_string(), None),
+        };
+        let segments = raw_path
+            .split('/')
+            .skip(1)
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let query = raw_query.as_deref().map(parse_form).unwrap_or_default();
+        SimRequest {
+            method,
+            raw_path,
+            segments,
+            raw_query,
+            query,
+            headers,
+            body,
+        }
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A request header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header.
+    pub fn bearer(&self) -> Option<&str> {
+        self.header("authorization")?.strip_prefix("Bearer ")
+    }
+
+    /// The body parsed as JSON; `None` when it is empty or not JSON.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The path segments as `&str`, for matching with slice patterns.
+    pub fn segs(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+}
+
+fn parse_form(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A simulator's answer.
+#[derive(Debug, Clone)]
+pub struct SimResponse {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl SimResponse {
+    /// A JSON answer with `Content-Type: application/json`.
+    pub fn json(status: u16, body: Value) -> Self {
+        Self::typed(status, "application/json", body)
+    }
+
+    /// A JSON answer with the given content type (for example `application/vnd.api+json`).
+    pub fn typed(status: u16, content_type: &'static str, body: Value) -> Self {
+        SimResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            )],
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    /// An answer with no body (for example 204).
+    pub fn empty(status: u16) -> Self {
+        SimResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Adds a header; names and values must be valid (they are constants in the simulators).
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((HeaderName::from_static(name), v));
+        }
+        self
+    }
+
+    /// The body parsed as JSON (for unit tests of a vendor).
+    pub fn json_body(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A request in the simulator's log, as tests read it.
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// The path exactly as received, still percent-encoded.
+    pub path: String,
+    /// The query exactly as received.
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl LoggedRequest {
+    /// The body as JSON, `Value::Null` when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// A header by (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A fault injected in front of the vendor's behaviour: the request is logged, the vendor's
+/// state is not touched, and this answer is sent instead.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer this status with a generic JSON body.
+    Status(u16),
+    /// Answer 200 `application/json` with a body that is not JSON.
+    MalformedJson,
+    /// Answer 429 with `Retry-After: secs`.
+    RateLimited { retry_after_secs: u64 },
+    /// Wait this long, then answer normally (the vendor state does change).
+    Latency(Duration),
+    /// Close the connection without answering.
+    Reset,
+}
+
+struct Shared {
+    vendor: Mutex<Box<dyn Vendor>>,
+    log: Mutex<Vec<LoggedRequest>>,
+    fault: Mutex<Option<Fault>>,
+}
+
+/// Log entries kept at most; older ones are dropped so a long benchmark cannot grow without bound.
+const LOG_CAPACITY: usize = 100_000;
+
+/// A running simulator. Dropping the handle stops its server.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    _stop: watch::Sender<()>,
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the `base_url` a backend points at.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received since start or the last [`SimHandle::clear_log`], oldest first.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared.log.lock().expect("log lock").clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.shared.log.lock().expect("log lock").len()
+    }
+
+    pub fn clear_log(&self) {
+        self.shared.log.lock().expect("log lock").clear();
+    }
+
+    /// Injects `fault` into every following request until `set_fault(None)`.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        *self.shared.fault.lock().expect("fault lock") = fault;
+    }
+
+    /// Turns a vendor switch on or off; false when the vendor has no such switch.
+    pub fn set_switch(&self, name: &str, on: bool) -> bool {
+        self.shared
+            .vendor
+            .lock()
+            .expect("vendor lock")
+            .set_switch(name, on)
+    }
+
+    /// Sends a request straight to the vendor's handler, bypassing HTTP, the log and faults.
+    /// For test set-up (creating fixtures) and unit tests.
+    pub fn direct(&self, req: &SimRequest) -> SimResponse {
+        self.shared.vendor.lock().expect("vendor lock").handle(req)
+    }
+}
+
+/// Binds `127.0.0.1:0` and serves `vendor` on it.
+pub async fn spawn_local(vendor: Box<dyn Vendor>) -> std::io::Result<SimHandle> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    spawn(vendor, listener)
+}
+
+/// Serves `vendor` on an already-bound listener until the handle is dropped.
+pub fn spawn(vendor: Box<dyn Vendor>, listener: TcpListener) -> std::io::Result<SimHandle> {
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        vendor: Mutex::new(vendor),
+        log: Mutex::new(Vec::new()),
+        fault: Mutex::new(None),
+    });
+    let (stop_tx, mut stop_rx) = watch::channel(());
+    let accept_shared = shared.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(_) => continue,
+                },
+                _ = stop_rx.changed() => return,
+            };
+            let shared = accept_shared.clone();
+            let mut conn_stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { serve_one(&shared, req).await }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = conn => {}
+                    _ = conn_stop.changed() => {}
+                }
+            });
+        }
+    });
+    Ok(SimHandle {
+        addr,
+        shared,
+        _stop: stop_tx,
+    })
+}
+
+/// Bodies larger than this are refused with 413, as a real vendor's front end would.
+const MAX_BODY: usize = 1 << 20;
+
+/// An error from the service makes hyper drop the connection without an answer: a reset.
+#[derive(Debug, thiserror::Error)]
+#[error("injected connection reset")]
+struct InjectedReset;
+
+async fn serve_one(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, InjectedReset> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Ok(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ))
+        }
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let sim_req = SimRequest::new(parts.method, &path_and_query, parts.headers, body);
+    log_request(shared, &sim_req);
+
+    let fault = shared.fault.lock().expect("fault lock").clone();
+    let answer = match fault {
+        Some(Fault::Status(status)) => SimResponse::json(
+            status,
+            serde_json::json!({"message": "injected fault", "status": status}),
+        ),
+        Some(Fault::MalformedJson) => SimResponse {
+            status: StatusCode::OK,
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body: Bytes::from_static(b"{\"data\": [tru"),
+        },
+        Some(Fault::RateLimited { retry_after_secs }) => SimResponse::json(
+            429,
+            serde_json::json!({"message": "Too many requests"}),
+        )
+        .with_header("retry-after", &retry_after_secs.to_string()),
+        Some(Fault::Latency(delay)) => {
+            tokio::time::sleep(delay).await;
+            shared.vendor.lock().expect("vendor lock").handle(&sim_req)
+        }
+        Some(Fault::Reset) => return Err(InjectedReset),
+        None => shared.vendor.lock().expect("vendor lock").handle(&sim_req),
+    };
+    let mut response = Response::new(Full::new(answer.body));
+    *response.status_mut() = answer.status;
+    for (name, value) in answer.headers {
+        response.headers_mut().append(name, value);
+    }
+    Ok(response)
+}
+
+fn log_request(shared: &Shared, req: &SimRequest) {
+    let entry = LoggedRequest {
+        method: req.method.to_string(),
+        path: req.raw_path.clone(),
+        query: req.raw_query.clone(),
+        headers: req
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+    };
+    let mut log = shared.log.lock().expect("log lock");
+    if log.len() >= LOG_CAPACITY {
+        log.remove(0);
+    }
+    log.push(entry);
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
