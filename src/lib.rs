@@ -1,1 +1,129 @@
+//! teamgate: one canonical Team API in front of many vendor team APIs.
+//!
+//! # Layout
+//!
+//! - [`canonical`]: the canonical API v1 — operations, routing, validation, cursors, problems.
+//! - [`mapping`]: mapping files, compiled once, and the engine that runs them.
+//! - [`upstream`]: the HTTP client that carries vendor requests.
+//! - [`server`]: the HTTP server, the tower stack and the gateway service.
+//! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
+//! - [`metrics`]: Prometheus metric names and the registry.
+//! - [`sim`]: vendor simulators (the only Rust code that names vendors).
+//!
+//! [`run`] takes an already-bound listener and a shutdown future, so the binary and every
+//! test start the proxy the same way.
+
+pub mod canonical;
+pub mod config;
+pub mod mapping;
+pub mod metrics;
+pub mod server;
 pub mod sim;
+pub mod upstream;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use config::{Checked, Target};
+use mapping::engine::{Backend, Secret};
+use metrics::Metrics;
+use server::gateway::Gateway;
+use upstream::HttpTransport;
+
+/// Largest vendor answer read, in bytes.
+const MAX_UPSTREAM_BODY: usize = 16 << 20;
+
+/// A proxy ready to serve: backends built, embedded simulators running.
+pub struct App {
+    pub gateway: Arc<Gateway>,
+    pub metrics: Arc<Metrics>,
+    /// Embedded simulators by backend name; they stop when the app is dropped.
+    pub simulators: BTreeMap<String, sim::SimHandle>,
+    limits: config::ServerLimits,
+}
+
+impl App {
+    /// Builds every backend of a checked configuration; starts embedded simulators on
+    /// loopback ports of their own.
+    pub async fn build(checked: Checked) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let mut backends = BTreeMap::new();
+        let mut simulators = BTreeMap::new();
+        for backend in &checked.config.backends {
+            let from_env = backend
+                .credential_env
+                .as_ref()
+                .and_then(|var| std::env::var(var).ok());
+            let (base_url, credential) = match &backend.target {
+                Target::BaseUrl(url) => (url.clone(), from_env.unwrap_or_default()),
+                Target::Simulator(kind) => {
+                    // No secret in the file and none needed for the demo: an embedded
+                    // simulator gets a fresh random credential unless the env names one.
+                    let credential = from_env.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+                    let vendor = sim::new_vendor(kind, &credential)
+                        .ok_or_else(|| anyhow::anyhow!("unknown simulator {kind}"))?;
+                    let handle = sim::spawn_local(vendor).await?;
+                    let url = handle.base_url();
+                    tracing::info!(backend = %backend.name, simulator = %kind, url = %url, "Embedded simulator started");
+                    simulators.insert(backend.name.clone(), handle);
+                    (url, credential)
+                }
+            };
+            let mapping = checked
+                .mappings
+                .get(&backend.name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no mapping loaded for backend {}", backend.name))?;
+            let transport = Arc::new(HttpTransport::new(backend.timeout, MAX_UPSTREAM_BODY));
+            backends.insert(
+                backend.name.clone(),
+                Arc::new(Backend::new(
+                    backend.name.clone(),
+                    mapping,
+                    &base_url,
+                    Secret::new(credential),
+                    backend.options.clone(),
+                    transport,
+                    metrics.clone(),
+                )),
+            );
+        }
+        let gateway = Arc::new(Gateway {
+            backends,
+            default_backend: checked.config.default_backend.clone(),
+            metrics: metrics.clone(),
+            max_body_bytes: checked.config.server.max_body_bytes,
+        });
+        Ok(App {
+            gateway,
+            metrics,
+            simulators,
+            limits: checked.config.server.clone(),
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let App {
+            gateway,
+            simulators,
+            limits,
+            ..
+        } = self;
+        server::serve(listener, gateway, limits, shutdown).await;
+        drop(simulators);
+    }
+}
+
+/// Builds the app from a checked configuration and serves it until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    checked: Checked,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    App::build(checked).await?.serve(listener, shutdown).await;
+    Ok(())
+}

@@ -1,1 +1,156 @@
-fn main(){}
+//! The `teamgate` binary: parses the command line and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "teamgate", version, about = "One canonical Team API in front of many vendor team APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the canonical API (the default).
+    Serve {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Override `listen` from the config.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Check the config and every mapping; print every problem; exit 1 on any.
+    Check {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Run one vendor simulator standalone.
+    Sim {
+        /// The simulator kind (grafana, flashcat, jsonapi).
+        vendor: String,
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The only credential the simulator accepts.
+        #[arg(long, env = "TEAMGATE_SIM_CREDENTIAL", default_value = "sim-credential")]
+        credential: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("TEAMGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve {
+        config: PathBuf::from("config.toml"),
+        listen: None,
+    });
+    match command {
+        Command::Check { config } => match teamgate::config::check(&config) {
+            Ok(checked) => {
+                println!(
+                    "{}: ok ({} backends, {} mapping files)",
+                    config.display(),
+                    checked.config.backends.len(),
+                    checked.mappings.values().map(|m| m.file.clone()).collect::<std::collections::BTreeSet<_>>().len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors {
+                    println!("{e}");
+                }
+                println!("{} problem(s) found", errors.len());
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve { config, listen } => runtime().block_on(serve(config, listen)),
+        Command::Sim { vendor, listen, credential } => runtime().block_on(sim(vendor, listen, credential)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn serve(config: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let checked = match teamgate::config::check(&config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("refusing to start: {} problem(s) in the configuration", errors.len());
+            return ExitCode::from(1);
+        }
+    };
+    let addr = listen.unwrap_or(checked.config.listen);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(%addr, "teamgate listening");
+    match teamgate::run(listener, checked, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("teamgate failed: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn sim(vendor: String, listen: std::net::SocketAddr, credential: String) -> ExitCode {
+    let Some(sim) = teamgate::sim::new_vendor(&vendor, &credential) else {
+        eprintln!("unknown simulator {vendor:?} (known: {})", teamgate::sim::KINDS.join(", "));
+        return ExitCode::from(2);
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _handle = match teamgate::sim::spawn(sim, listener) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cannot start the simulator: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(%listen, %vendor, "Simulator listening");
+    shutdown_signal().await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

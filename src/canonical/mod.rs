@@ -1,0 +1,148 @@
+//! The canonical Team API v1 (DESIGN §1): operations, requests and their validation.
+//!
+//! A [`CanonicalRequest`] is what the router hands to a backend: the operation, its path
+//! parameters, its query and its validated body. Everything here is vendor-agnostic; a
+//! backend's own stricter limits are checked by the mapping engine before any upstream call.
+
+pub mod cursor;
+pub mod problem;
+pub mod route;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+pub use problem::{ErrorCode, Problem, UpstreamDetail};
+
+/// The canonical operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    ListTeams,
+    GetTeam,
+    CreateTeam,
+    UpdateTeam,
+    DeleteTeam,
+    ListMembers,
+    AddMember,
+    RemoveMember,
+    UpdateMember,
+    ListUsers,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 10] = [
+        Operation::ListTeams,
+        Operation::GetTeam,
+        Operation::CreateTeam,
+        Operation::UpdateTeam,
+        Operation::DeleteTeam,
+        Operation::ListMembers,
+        Operation::AddMember,
+        Operation::RemoveMember,
+        Operation::UpdateMember,
+        Operation::ListUsers,
+    ];
+
+    /// The name used in mapping files, metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::ListTeams => "list_teams",
+            Operation::GetTeam => "get_team",
+            Operation::CreateTeam => "create_team",
+            Operation::UpdateTeam => "update_team",
+            Operation::DeleteTeam => "delete_team",
+            Operation::ListMembers => "list_members",
+            Operation::AddMember => "add_member",
+            Operation::RemoveMember => "remove_member",
+            Operation::UpdateMember => "update_member",
+            Operation::ListUsers => "list_users",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// Whether the operation changes vendor state.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Operation::CreateTeam
+                | Operation::UpdateTeam
+                | Operation::DeleteTeam
+                | Operation::AddMember
+                | Operation::RemoveMember
+                | Operation::UpdateMember
+        )
+    }
+
+    /// Whether the operation answers a paged list.
+    pub fn is_list(self) -> bool {
+        matches!(self, Operation::ListTeams | Operation::ListUsers)
+    }
+}
+
+/// The requested window of a paged list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many items the caller wants.
+    pub limit: usize,
+    /// How many items come before this page.
+    pub offset: usize,
+}
+
+/// A routed, validated canonical request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanonicalRequest {
+    pub op: Operation,
+    /// `{id}` of `/v1/teams/{id}...`.
+    pub team_id: Option<String>,
+    /// `{user}` of `/v1/teams/{id}/members/{user}`.
+    pub user_id: Option<String>,
+    /// Filters (`name`, `q`, `email`), already validated.
+    pub query: BTreeMap<String, String>,
+    /// The validated body (canonical fields only).
+    pub input: Map<String, Value>,
+    pub page: Option<PageRequest>,
+}
+
+impl CanonicalRequest {
+    pub fn new(op: Operation) -> Self {
+        CanonicalRequest {
+            op,
+            team_id: None,
+            user_id: None,
+            query: BTreeMap::new(),
+            input: Map::new(),
+            page: None,
+        }
+    }
+}
+
+/// A canonical success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanonicalResponse {
+    pub status: u16,
+    pub body: Option<Value>,
+    /// For 201: the canonical URL of the created resource.
+    pub location: Option<String>,
+}
+
+impl CanonicalResponse {
+    pub fn ok(body: Value) -> Self {
+        CanonicalResponse {
+            status: 200,
+            body: Some(body),
+            location: None,
+        }
+    }
+
+    pub fn no_content() -> Self {
+        CanonicalResponse {
+            status: 204,
+            body: None,
+            location: None,
+        }
+    }
+}

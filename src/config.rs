@@ -1,0 +1,237 @@
+//! The configuration file (`config.toml`) and the whole start-up check.
+//!
+//! ```text
+//! config.toml ──serde──▶ RawConfig ──validate──▶ Config ──▶ every mapping file loaded
+//!                 └───── every problem, with file and line ─────┴──▶ Vec<CheckError>
+//! ```
+//!
+//! [`check`] is what `teamgate check` runs and what `serve` runs before it binds: it reports
+//! every problem of the config and of every mapping at once. Credentials are never in the
+//! file: a backend names the environment variable that holds its credential.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+use crate::mapping::{CheckError, Mapping};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    default_backend: Spanned<String>,
+    #[serde(default)]
+    server: RawServer,
+    backends: BTreeMap<String, Spanned<RawBackend>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_body_bytes: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    concurrency_limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    mapping: Spanned<String>,
+    base_url: Option<Spanned<String>>,
+    simulator: Option<Spanned<String>>,
+    credential_env: Option<Spanned<String>>,
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    options: toml::Table,
+}
+
+/// Server-wide limits.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub concurrency_limit: usize,
+}
+
+/// Where a backend's vendor is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A real vendor (or any HTTP server speaking its API).
+    BaseUrl(String),
+    /// The embedded simulator of this kind, started with the proxy.
+    Simulator(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub name: String,
+    pub mapping_path: PathBuf,
+    pub target: Target,
+    pub credential_env: Option<String>,
+    pub timeout: Duration,
+    pub options: Map<String, Value>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub default_backend: String,
+    pub server: ServerLimits,
+    pub backends: Vec<BackendConfig>,
+}
+
+/// A configuration with every mapping it names, compiled.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub config: Config,
+    pub mappings: BTreeMap<String, Arc<Mapping>>,
+}
+
+/// Loads the config and every mapping; all problems or the checked whole.
+pub fn check(path: &Path) -> Result<Checked, Vec<CheckError>> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        vec![CheckError {
+            file: path.to_path_buf(),
+            line: 0,
+            reason: format!("cannot read the config file: {e}"),
+        }]
+    })?;
+    check_source(path, &source)
+}
+
+/// [`check`] on config text (`path` names it and anchors relative mapping paths).
+pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError>> {
+    let mut errors = Vec::new();
+    let line_of = |offset: usize| source[..offset.min(source.len())].matches('\n').count() + 1;
+    let mut error = |offset: usize, reason: String| {
+        errors.push(CheckError {
+            file: path.to_path_buf(),
+            line: line_of(offset),
+            reason,
+        })
+    };
+    let raw: RawConfig = match toml::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Err(vec![CheckError {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| line_of(s.start)).unwrap_or(0),
+                reason: e.message().trim().to_string(),
+            }])
+        }
+    };
+    let listen = match &raw.listen {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(l) => l.get_ref().parse().unwrap_or_else(|_| {
+            error(l.span().start, format!("listen: `{}` is not an address such as 127.0.0.1:8080", l.get_ref()));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut backends = Vec::new();
+    for (name, spanned) in &raw.backends {
+        let at = spanned.span().start;
+        let b = spanned.get_ref();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            error(at, format!("backend name `{name}` must be letters, digits, `-` or `_`"));
+        }
+        let target = match (&b.base_url, &b.simulator) {
+            (Some(url), None) => {
+                let u = url.get_ref();
+                if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<http::Uri>().is_err() {
+                    error(url.span().start, format!("backends.{name}.base_url: `{u}` is not an http(s) URL"));
+                }
+                Target::BaseUrl(u.clone())
+            }
+            (None, Some(kind)) => {
+                if !crate::sim::KINDS.contains(&kind.get_ref().as_str()) {
+                    error(
+                        kind.span().start,
+                        format!("backends.{name}.simulator: unknown simulator `{}` (known: {})", kind.get_ref(), crate::sim::KINDS.join(", ")),
+                    );
+                }
+                Target::Simulator(kind.get_ref().clone())
+            }
+            _ => {
+                error(at, format!("backends.{name}: set exactly one of `base_url` or `simulator`"));
+                Target::Simulator(String::new())
+            }
+        };
+        let credential_env = b.credential_env.as_ref().map(|e| e.get_ref().clone());
+        if let (Target::BaseUrl(_), Some(var)) = (&target, &b.credential_env) {
+            if std::env::var_os(var.get_ref()).is_none() {
+                error(
+                    var.span().start,
+                    format!("backends.{name}: environment variable `{}` (its credential) is not set", var.get_ref()),
+                );
+            }
+        }
+        let options = match serde_json::to_value(&b.options) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                error(at, format!("backends.{name}.options cannot be read"));
+                Map::new()
+            }
+        };
+        backends.push(BackendConfig {
+            name: name.clone(),
+            mapping_path: base.join(b.mapping.get_ref()),
+            target,
+            credential_env,
+            timeout: Duration::from_millis(b.timeout_ms.unwrap_or(10_000).clamp(1, 600_000)),
+            options,
+        });
+    }
+    if backends.is_empty() {
+        error(0, "no backend is configured ([backends.NAME])".into());
+    }
+    if !raw.backends.contains_key(raw.default_backend.get_ref()) {
+        error(
+            raw.default_backend.span().start,
+            format!("default_backend `{}` is not a configured backend", raw.default_backend.get_ref()),
+        );
+    }
+    let server = ServerLimits {
+        max_body_bytes: raw.server.max_body_bytes.unwrap_or(1 << 20).clamp(1024, 64 << 20),
+        request_timeout: Duration::from_millis(raw.server.request_timeout_ms.unwrap_or(30_000).clamp(1, 600_000)),
+        concurrency_limit: raw.server.concurrency_limit.unwrap_or(1024).clamp(1, 1 << 20),
+    };
+    // Every mapping file once, however many backends share it.
+    let mut mappings = BTreeMap::new();
+    let mut loaded: BTreeMap<PathBuf, Arc<Mapping>> = BTreeMap::new();
+    for backend in &backends {
+        if let Some(m) = loaded.get(&backend.mapping_path) {
+            mappings.insert(backend.name.clone(), m.clone());
+            continue;
+        }
+        match Mapping::load(&backend.mapping_path) {
+            Ok(m) => {
+                let m = Arc::new(m);
+                loaded.insert(backend.mapping_path.clone(), m.clone());
+                mappings.insert(backend.name.clone(), m);
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Checked {
+        config: Config {
+            path: path.to_path_buf(),
+            listen,
+            default_backend: raw.default_backend.into_inner(),
+            server,
+            backends,
+        },
+        mappings,
+    })
+}

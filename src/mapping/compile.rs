@@ -1,0 +1,619 @@
+//! Second phase of loading: [`file::MappingFile`] → [`Mapping`], collecting every problem.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use http::{HeaderName, Method};
+use regex::Regex;
+use toml::Spanned;
+
+use super::errors::{ErrorFormat, ErrorRule, Outcome};
+use super::expr::Expr;
+use super::fields::{Field, FieldMap, Kind, TimeFormat};
+use super::file::{self, FieldFile, MappingFile, StatusFile};
+use super::template::{TextTemplate, ValueTemplate};
+use super::{Auth, CheckError, Limits, Mapping, OperationPlan, Paging, RequestOptions, Step};
+use crate::canonical::validate::{DESCRIPTION_MAX, NAME_MAX};
+use crate::canonical::{ErrorCode, Operation};
+
+struct Ctx<'a> {
+    path: &'a Path,
+    source: &'a str,
+    errors: Vec<CheckError>,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.source.len());
+        self.source[..end].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn error(&mut self, offset: usize, reason: impl Into<String>) {
+        let line = self.line(offset);
+        self.errors.push(CheckError {
+            file: self.path.to_path_buf(),
+            line,
+            reason: reason.into(),
+        });
+    }
+
+    fn expr(&mut self, spanned: &Spanned<String>) -> Option<Expr> {
+        match Expr::parse(spanned.get_ref()) {
+            Ok(e) => Some(e),
+            Err(reason) => {
+                self.error(spanned.span().start, reason);
+                None
+            }
+        }
+    }
+
+    fn opt_expr(&mut self, spanned: &Option<Spanned<String>>) -> Option<Expr> {
+        spanned.as_ref().and_then(|s| self.expr(s))
+    }
+
+    fn text(&mut self, spanned: &Spanned<String>, allow_credential: bool) -> Option<TextTemplate> {
+        match TextTemplate::parse(spanned.get_ref(), allow_credential) {
+            Ok(t) => Some(t),
+            Err(reason) => {
+                self.error(spanned.span().start, reason);
+                None
+            }
+        }
+    }
+
+    fn header_name(&mut self, name: &str, offset: usize) -> Option<HeaderName> {
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                self.error(offset, format!("`{name}` is not a valid header name"));
+                None
+            }
+        }
+    }
+
+    fn operation(&mut self, spanned: &Spanned<String>) -> Option<Operation> {
+        let op = Operation::parse(spanned.get_ref());
+        if op.is_none() {
+            self.error(
+                spanned.span().start,
+                format!("`{}` is not a canonical operation", spanned.get_ref()),
+            );
+        }
+        op
+    }
+}
+
+pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
+    let raw: MappingFile = match toml::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e
+                .span()
+                .map(|s| source[..s.start.min(source.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            return Err(vec![CheckError {
+                file: path.to_path_buf(),
+                line,
+                reason: e.message().trim().to_string(),
+            }]);
+        }
+    };
+    let mut cx = Ctx {
+        path,
+        source,
+        errors: Vec::new(),
+    };
+    let auth = auth(&mut cx, &raw.auth);
+    let request = request(&mut cx, &raw.request);
+    let limits = limits(&mut cx, &raw.limits);
+    let (error_format, error_rules) = errors(&mut cx, &raw.errors);
+    let team_raw = raw.team.get_ref();
+    let team = team_map(&mut cx, team_raw);
+    let team_hidden_if = cx.opt_expr(&team_raw.hidden_if);
+    let member = match &raw.member {
+        Some(m) => member_map(&mut cx, m.get_ref()),
+        None => FieldMap::default(),
+    };
+    let user = match &raw.user {
+        Some(u) => user_map(&mut cx, u.get_ref()),
+        None => FieldMap::default(),
+    };
+    if team.has("members") && raw.member.is_none() {
+        cx.error(raw.team.span().start, "[team] has `members` but there is no [member] table");
+    }
+    let mut operations = BTreeMap::new();
+    for (name, spanned) in &raw.operations {
+        let Some(op) = Operation::parse(name) else {
+            cx.error(
+                spanned.span().start,
+                format!("[operations.{name}]: `{name}` is not a canonical operation"),
+            );
+            continue;
+        };
+        if let Some(plan) = operation(&mut cx, op, spanned) {
+            operations.insert(op, plan);
+        }
+    }
+    cross_check(&mut cx, &raw, &operations);
+    if !cx.errors.is_empty() {
+        cx.errors.sort_by_key(|e| e.line);
+        return Err(cx.errors);
+    }
+    Ok(Mapping {
+        file: path.to_path_buf(),
+        vendor: raw.vendor.into_inner(),
+        about: raw.about,
+        auth,
+        request,
+        limits,
+        error_format,
+        error_rules,
+        team,
+        team_hidden_if,
+        member,
+        user,
+        operations,
+    })
+}
+
+fn auth(cx: &mut Ctx, raw: &file::AuthFile) -> Auth {
+    let mut auth = Auth::default();
+    for (name, value) in &raw.headers {
+        let header = cx.header_name(name, value.span().start);
+        let template = cx.text(value, true);
+        if let (Some(h), Some(t)) = (header, template) {
+            auth.headers.push((h, t));
+        }
+    }
+    for (name, value) in &raw.query {
+        if let Some(t) = cx.text(value, true) {
+            auth.query.push((name.clone(), t));
+        }
+    }
+    auth
+}
+
+fn request(cx: &mut Ctx, raw: &file::RequestFile) -> RequestOptions {
+    let content_type_always = match raw.send_content_type.as_ref().map(|s| (s.get_ref().as_str(), s.span().start)) {
+        None | Some(("with_body", _)) => false,
+        Some(("always", _)) => true,
+        Some((other, at)) => {
+            cx.error(at, format!("send_content_type must be `with_body` or `always`, not `{other}`"));
+            false
+        }
+    };
+    RequestOptions {
+        content_type: raw
+            .content_type
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "application/json".into()),
+        content_type_always,
+        accept: raw
+            .accept
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "application/json".into()),
+    }
+}
+
+fn limits(cx: &mut Ctx, raw: &file::LimitsFile) -> Limits {
+    let mut bounded = |value: &Option<Spanned<i64>>, key: &str, default: usize, max: usize| match value {
+        None => default,
+        Some(v) if *v.get_ref() >= 1 && *v.get_ref() as usize <= max => *v.get_ref() as usize,
+        Some(v) => {
+            cx.error(v.span().start, format!("limits.{key} must be between 1 and {max}"));
+            default
+        }
+    };
+    let name_max = bounded(&raw.name_max, "name_max", NAME_MAX, NAME_MAX);
+    let description_max = bounded(&raw.description_max, "description_max", DESCRIPTION_MAX, DESCRIPTION_MAX);
+    let page_size_max = bounded(&raw.page_size_max, "page_size_max", 100, 10_000);
+    let team_id_pattern = raw.team_id_pattern.as_ref().and_then(|p| {
+        match Regex::new(&format!("^(?:{})$", p.get_ref())) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                cx.error(p.span().start, format!("limits.team_id_pattern is not a regular expression: {e}"));
+                None
+            }
+        }
+    });
+    Limits {
+        name_max,
+        description_max,
+        page_size_max,
+        team_id_pattern,
+    }
+}
+
+fn errors(cx: &mut Ctx, raw: &file::ErrorsFile) -> (ErrorFormat, Vec<ErrorRule>) {
+    let format = ErrorFormat {
+        message: cx.opt_expr(&raw.message),
+        code: cx.opt_expr(&raw.code),
+        present: cx.opt_expr(&raw.present),
+        ok_codes: raw.ok_codes.clone(),
+        retry_after_header: raw
+            .retry_after_header
+            .as_ref()
+            .map(|h| h.get_ref().to_ascii_lowercase())
+            .unwrap_or_else(|| "retry-after".into()),
+    };
+    if raw.present.is_some() && raw.code.is_none() {
+        if let Some(p) = &raw.present {
+            cx.error(p.span().start, "errors.present needs errors.code to tell errors from `ok_codes`");
+        }
+    }
+    let rules = raw.rules.iter().filter_map(|r| rule(cx, r, None)).collect();
+    (format, rules)
+}
+
+fn rule(cx: &mut Ctx, spanned: &Spanned<file::ErrorRuleFile>, op: Option<Operation>) -> Option<ErrorRule> {
+    let raw = spanned.get_ref();
+    let at = spanned.span().start;
+    let outcome = match raw.code.get_ref().as_str() {
+        "already_done" => Outcome::AlreadyDone,
+        code => match ErrorCode::parse(code) {
+            Some(c) => Outcome::Code(c),
+            None => {
+                cx.error(raw.code.span().start, format!("`{code}` is not a canonical error code"));
+                return None;
+            }
+        },
+    };
+    let operations = match &raw.operations {
+        None => None,
+        Some(names) => {
+            let mut ops = Vec::new();
+            for name in names {
+                match Operation::parse(name) {
+                    Some(o) => ops.push(o),
+                    None => cx.error(at, format!("`{name}` is not a canonical operation")),
+                }
+            }
+            Some(ops)
+        }
+    };
+    if outcome == Outcome::AlreadyDone {
+        let only_add = match (&operations, op) {
+            (_, Some(Operation::AddMember)) => true,
+            (Some(ops), _) => ops.iter().all(|o| *o == Operation::AddMember),
+            _ => false,
+        };
+        if !only_add {
+            cx.error(at, "`already_done` is only meaningful for add_member");
+        }
+    }
+    if raw.status.is_none() && raw.vendor_code.is_none() && raw.message_contains.is_none() {
+        cx.error(at, "an error rule needs `status`, `vendor_code` or `message_contains`");
+    }
+    Some(ErrorRule {
+        statuses: match &raw.status {
+            None => Vec::new(),
+            Some(StatusFile::One(s)) => vec![*s],
+            Some(StatusFile::Many(s)) => s.clone(),
+        },
+        vendor_code: raw.vendor_code.clone(),
+        message_contains: raw.message_contains.as_ref().map(|m| m.to_lowercase()),
+        operations,
+        outcome,
+    })
+}
+
+fn field(cx: &mut Ctx, name: &'static str, spanned: &Spanned<FieldFile>, default_kind: Kind) -> Option<Field> {
+    let at = spanned.span().start;
+    let (path, table) = match spanned.get_ref() {
+        FieldFile::Path(p) => (p.as_str(), None),
+        FieldFile::Full(t) => (t.path.as_str(), Some(t)),
+    };
+    let expr = match Expr::parse(path) {
+        Ok(e) => e,
+        Err(reason) => {
+            cx.error(at, format!("`{name}`: {reason}"));
+            return None;
+        }
+    };
+    let mut kind = default_kind;
+    if let Some(t) = table {
+        match (&kind, &t.format) {
+            (Kind::Time(_), Some(f)) => match f.as_str() {
+                "rfc3339" => kind = Kind::Time(TimeFormat::Rfc3339),
+                "unix" => kind = Kind::Time(TimeFormat::UnixSeconds),
+                other => cx.error(at, format!("`{name}`: format must be `rfc3339` or `unix`, not `{other}`")),
+            },
+            (_, Some(_)) => cx.error(at, format!("`{name}`: only time fields take a `format`")),
+            _ => {}
+        }
+        match (&kind, &t.values) {
+            (Kind::Role(_), Some(values)) => {
+                let mut pairs = Vec::new();
+                for (canonical, vendor) in values {
+                    if canonical != "admin" && canonical != "member" {
+                        cx.error(at, format!("`{name}`: role values are `admin` and `member`, not `{canonical}`"));
+                    }
+                    match serde_json::to_value(vendor) {
+                        Ok(v) => pairs.push((canonical.clone(), v)),
+                        Err(e) => cx.error(at, format!("`{name}`: {e}")),
+                    }
+                }
+                kind = Kind::Role(pairs);
+            }
+            (_, Some(_)) => cx.error(at, format!("`{name}`: only `role` takes `values`")),
+            _ => {}
+        }
+        if t.count {
+            match kind {
+                Kind::Count { .. } => kind = Kind::Count { count_array: true },
+                _ => cx.error(at, format!("`{name}`: only `member_count` takes `count`")),
+            }
+        }
+    }
+    if let Kind::Role(values) = &kind {
+        if values.is_empty() {
+            cx.error(at, format!("`{name}`: a role needs `values = {{ admin = ..., member = ... }}`"));
+        }
+    }
+    Some(Field::new(name, expr, kind))
+}
+
+fn push(cx: &mut Ctx, map: &mut FieldMap, name: &'static str, raw: &Option<Spanned<FieldFile>>, kind: Kind) {
+    if let Some(spanned) = raw {
+        if let Some(f) = field(cx, name, spanned, kind) {
+            map.fields.push(f);
+        }
+    }
+}
+
+fn team_map(cx: &mut Ctx, raw: &file::TeamFile) -> FieldMap {
+    let mut map = FieldMap::default();
+    if let Some(f) = field(cx, "id", &raw.id, Kind::Id) {
+        map.fields.push(f);
+    }
+    if let Some(f) = field(cx, "name", &raw.name, Kind::Text) {
+        map.fields.push(f);
+    }
+    push(cx, &mut map, "description", &raw.description, Kind::Text);
+    push(cx, &mut map, "email", &raw.email, Kind::Text);
+    push(cx, &mut map, "parent_id", &raw.parent_id, Kind::Id);
+    push(cx, &mut map, "member_count", &raw.member_count, Kind::Count { count_array: false });
+    push(cx, &mut map, "members", &raw.members, Kind::Members);
+    push(cx, &mut map, "created_at", &raw.created_at, Kind::Time(TimeFormat::Rfc3339));
+    push(cx, &mut map, "updated_at", &raw.updated_at, Kind::Time(TimeFormat::Rfc3339));
+    map
+}
+
+fn member_map(cx: &mut Ctx, raw: &file::MemberFile) -> FieldMap {
+    let mut map = FieldMap::default();
+    if let Some(f) = field(cx, "user_id", &raw.user_id, Kind::Id) {
+        map.fields.push(f);
+    }
+    push(cx, &mut map, "email", &raw.email, Kind::Text);
+    push(cx, &mut map, "username", &raw.username, Kind::Text);
+    push(cx, &mut map, "role", &raw.role, Kind::Role(Vec::new()));
+    map
+}
+
+fn user_map(cx: &mut Ctx, raw: &file::UserFile) -> FieldMap {
+    let mut map = FieldMap::default();
+    if let Some(f) = field(cx, "id", &raw.id, Kind::Id) {
+        map.fields.push(f);
+    }
+    push(cx, &mut map, "email", &raw.email, Kind::Text);
+    push(cx, &mut map, "username", &raw.username, Kind::Text);
+    push(cx, &mut map, "name", &raw.name, Kind::Text);
+    map
+}
+
+fn operation(cx: &mut Ctx, op: Operation, spanned: &Spanned<file::OperationFile>) -> Option<OperationPlan> {
+    let raw = spanned.get_ref();
+    let at = spanned.span().start;
+    let name = op.name();
+    let mut steps = Vec::new();
+    let mut names = HashSet::new();
+    for (i, s) in raw.steps.iter().enumerate() {
+        if let Some(step) = step(cx, i, s) {
+            if !names.insert(step.name.clone()) {
+                cx.error(s.span().start, format!("[operations.{name}]: two steps are named `{}`", step.name));
+            }
+            steps.push(step);
+        }
+    }
+    let read = raw.read.as_ref().and_then(|r| cx.operation(r));
+    if read.is_some() && op != Operation::UpdateTeam {
+        cx.error(at, format!("[operations.{name}]: `read` is only for update_team"));
+    }
+    let member_set = match raw.style.as_ref() {
+        None => false,
+        Some(s) if s.get_ref() == "member_set" => {
+            if !matches!(op, Operation::AddMember | Operation::RemoveMember | Operation::UpdateMember) {
+                cx.error(s.span().start, format!("[operations.{name}]: style `member_set` is only for member changes"));
+            }
+            true
+        }
+        Some(s) => {
+            cx.error(s.span().start, format!("[operations.{name}]: unknown style `{}` (known: member_set)", s.get_ref()));
+            false
+        }
+    };
+    let resolve_user = raw.resolve_user.as_ref().and_then(|r| cx.operation(r));
+    if resolve_user.is_some_and(|r| r != Operation::ListUsers) || (resolve_user.is_some() && op != Operation::AddMember) {
+        cx.error(at, format!("[operations.{name}]: `resolve_user` is only for add_member, with list_users"));
+    }
+    let then = raw.then.as_ref().and_then(|t| cx.operation(t));
+    let paging = match raw.paging.as_ref().map(|p| (p.get_ref().as_str(), p.span().start)) {
+        None | Some(("all", _)) => Paging::All,
+        Some(("pages", _)) => Paging::Pages {
+            total: cx.opt_expr(&raw.total),
+            has_more: cx.opt_expr(&raw.has_more),
+        },
+        Some((other, at)) => {
+            cx.error(at, format!("[operations.{name}]: paging must be `pages` or `all`, not `{other}`"));
+            Paging::All
+        }
+    };
+    if let Paging::Pages { total: None, has_more: None } = paging {
+        cx.error(at, format!("[operations.{name}]: paging `pages` needs `total` or `has_more`"));
+    }
+    if (raw.paging.is_some() || raw.total.is_some() || raw.has_more.is_some()) && !op.is_list() {
+        cx.error(at, format!("[operations.{name}]: paging is only for list_teams and list_users"));
+    }
+    let errors = raw.errors.iter().filter_map(|r| rule(cx, r, Some(op))).collect();
+    let plan = OperationPlan {
+        op,
+        read,
+        member_set,
+        resolve_user,
+        steps,
+        then,
+        id: cx.opt_expr(&raw.id),
+        team: cx.opt_expr(&raw.team),
+        items: cx.opt_expr(&raw.items),
+        paging,
+        errors,
+    };
+    // What each operation must produce (judged on what was written, so that one bad
+    // expression is reported once, not again as a missing key).
+    let missing = match op {
+        Operation::ListTeams | Operation::ListUsers | Operation::ListMembers if raw.items.is_none() => Some("`items`"),
+        Operation::GetTeam if raw.team.is_none() => Some("`team`"),
+        Operation::CreateTeam | Operation::UpdateTeam if raw.team.is_none() && raw.then.is_none() => {
+            Some("`team` or `then`")
+        }
+        _ => None,
+    };
+    if let Some(what) = missing {
+        cx.error(at, format!("[operations.{name}] needs {what}"));
+    }
+    if raw.steps.is_empty() && !plan.member_set {
+        cx.error(at, format!("[operations.{name}] has no steps"));
+    }
+    if plan.then == Some(Operation::GetTeam) && plan.id.is_none() {
+        cx.error(at, format!("[operations.{name}]: `then = \"get_team\"` needs `id`"));
+    }
+    Some(plan)
+}
+
+fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option<Step> {
+    let raw = spanned.get_ref();
+    let method = match Method::from_bytes(raw.method.get_ref().to_ascii_uppercase().as_bytes()) {
+        Ok(m) if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) => Some(m),
+        _ => {
+            cx.error(raw.method.span().start, format!("`{}` is not an HTTP method teamgate sends", raw.method.get_ref()));
+            None
+        }
+    };
+    if !raw.path.get_ref().starts_with('/') {
+        cx.error(raw.path.span().start, "a step path must start with `/`");
+    }
+    if raw.path.get_ref().contains('?') {
+        cx.error(raw.path.span().start, "put query parameters in `query`, not in the path");
+    }
+    let path = cx.text(&raw.path, false);
+    let mut query = Vec::new();
+    for (k, v) in &raw.query {
+        if let Some(t) = cx.text(v, false) {
+            query.push((k.clone(), t));
+        }
+    }
+    let mut headers = Vec::new();
+    for (k, v) in &raw.headers {
+        let h = cx.header_name(k, v.span().start);
+        if let (Some(h), Some(t)) = (h, cx.text(v, false)) {
+            headers.push((h, t));
+        }
+    }
+    let body = raw.body.as_ref().and_then(|b| match ValueTemplate::compile(b.get_ref()) {
+        Ok(t) => Some(t),
+        Err(reason) => {
+            cx.error(b.span().start, format!("body: {reason}"));
+            None
+        }
+    });
+    let require = raw.require.iter().filter_map(|r| cx.expr(r)).collect();
+    let step = Step {
+        name: raw.name.clone().unwrap_or_else(|| format!("step{}", index + 1)),
+        method: method?,
+        path: path?,
+        query,
+        headers,
+        body,
+        when: cx.opt_expr(&raw.when),
+        unless: cx.opt_expr(&raw.unless),
+        require,
+        visible_team: cx.opt_expr(&raw.visible_team),
+    };
+    Some(step)
+}
+
+/// References between operations must land on operations the file declares.
+fn cross_check(cx: &mut Ctx, raw: &MappingFile, ops: &BTreeMap<Operation, OperationPlan>) {
+    for (name, spanned) in &raw.operations {
+        let at = spanned.span().start;
+        let Some(plan) = Operation::parse(name).and_then(|op| ops.get(&op)) else {
+            continue;
+        };
+        let refs = [("read", plan.read), ("then", plan.then), ("resolve_user", plan.resolve_user)];
+        for (key, target) in refs {
+            if let Some(target) = target {
+                if !ops.contains_key(&target) {
+                    cx.error(at, format!("[operations.{name}]: {key} = \"{}\" but that operation is not declared", target.name()));
+                }
+                if target == plan.op {
+                    cx.error(at, format!("[operations.{name}]: {key} refers to itself"));
+                }
+            }
+        }
+        if plan.member_set && !ops.contains_key(&Operation::ListMembers) {
+            cx.error(at, format!("[operations.{name}]: style `member_set` needs [operations.list_members]"));
+        }
+        if plan.resolve_user.is_some() && raw.user.is_none() {
+            cx.error(at, format!("[operations.{name}]: `resolve_user` needs a [user] table"));
+        }
+        if matches!(plan.op, Operation::ListMembers | Operation::AddMember) && raw.member.is_none() {
+            cx.error(at, format!("[operations.{name}] needs a [member] table"));
+        }
+    }
+    if ops.contains_key(&Operation::ListUsers) && raw.user.is_none() {
+        cx.error(0, "[operations.list_users] needs a [user] table");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(source: &str) -> Vec<(usize, String)> {
+        match compile(Path::new("t.toml"), source) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| (e.line, e.reason)).collect(),
+        }
+    }
+
+    const MINIMAL: &str = r#"vendor = "x"
+[team]
+id = "$.id"
+name = "$.name"
+[operations.get_team]
+team = "$.steps.get.body"
+[[operations.get_team.steps]]
+name = "get"
+method = "GET"
+path = "/teams/{path.id}"
+"#;
+
+    #[test]
+    fn a_minimal_mapping_compiles() {
+        assert_eq!(check(MINIMAL), Vec::<(usize, String)>::new());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let broken = MINIMAL
+            .replace("team = \"$.steps.get.body\"", "team = \"steps.get.body\"")
+            .replace("method = \"GET\"", "method = \"FETCH\"");
+        let errors = check(&broken);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].0, 6);
+        assert!(errors[0].1.contains("not a JSONPath"));
+        assert_eq!(errors[1].0, 9);
+    }
+}

@@ -1,0 +1,280 @@
+//! Expressions: an RFC 9535 JSONPath (jsonpath-rust) followed by optional pipes.
+//!
+//! `$.steps.team.body.data.person_ids | ints` selects a value from the operation context and
+//! converts it. An expression is parsed once, at load; evaluating it never parses again.
+//!
+//! Pipes: `int` (a number, or a string of digits, as a JSON integer), `ints` (each element),
+//! `str` (a scalar as a string), `strs`, `first`, `count` (length of an array), `lower`,
+//! `or(<expression>)` (the fallback when the value is absent or null).
+
+use jsonpath_rust::parser::model::JpQuery;
+use jsonpath_rust::parser::parse_json_path;
+use jsonpath_rust::query::js_path_process;
+use serde_json::Value;
+
+/// A compiled expression.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    source: String,
+    query: JpQuery,
+    /// The first member name after `$` (`path`, `input`, `steps` ...), used to decide what a
+    /// conversion failure means.
+    root: String,
+    pipes: Vec<Pipe>,
+}
+
+#[derive(Debug, Clone)]
+enum Pipe {
+    Int,
+    Ints,
+    Str,
+    Strs,
+    First,
+    Count,
+    Lower,
+    Or(Box<Expr>),
+}
+
+/// A value that could not be converted as a pipe asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvertError {
+    /// The root of the expression (`path`, `input` ...).
+    pub root: String,
+    pub expr: String,
+    pub reason: String,
+}
+
+impl Expr {
+    /// Parses `source`; the error is a sentence for `teamgate check`.
+    pub fn parse(source: &str) -> Result<Expr, String> {
+        let source = source.trim();
+        let mut parts = split_pipes(source).into_iter();
+        let path = parts.next().unwrap_or_default().trim().to_string();
+        if !path.starts_with('$') {
+            return Err(format!("`{source}` is not a JSONPath (it must start with `$`)"));
+        }
+        let query = parse_json_path(&path)
+            .map_err(|e| format!("`{path}` is not a valid JSONPath: {e}"))?;
+        let root = path
+            .strip_prefix("$.")
+            .map(|rest| {
+                rest.split(['.', '['])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let mut pipes = Vec::new();
+        for pipe in parts {
+            let pipe = pipe.trim();
+            pipes.push(match pipe {
+                "int" => Pipe::Int,
+                "ints" => Pipe::Ints,
+                "str" => Pipe::Str,
+                "strs" => Pipe::Strs,
+                "first" => Pipe::First,
+                "count" => Pipe::Count,
+                "lower" => Pipe::Lower,
+                _ => match pipe
+                    .strip_prefix("or(")
+                    .and_then(|rest| rest.strip_suffix(')'))
+                {
+                    Some(inner) => Pipe::Or(Box::new(Expr::parse(inner)?)),
+                    None => {
+                        return Err(format!(
+                            "unknown pipe `{pipe}` (known: int, ints, str, strs, first, count, lower, or(...))"
+                        ))
+                    }
+                },
+            });
+        }
+        Ok(Expr {
+            source: source.to_string(),
+            query,
+            root,
+            pipes,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// Every node the path selects, without pipes (for lists of items).
+    pub fn select<'a>(&self, ctx: &'a Value) -> Vec<&'a Value> {
+        match js_path_process(&self.query, ctx) {
+            Ok(refs) => refs.into_iter().map(|r| r.val).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The value: absent (`None`) when the path selects nothing or `null`; one node as itself;
+    /// several nodes as an array. Then the pipes, in order.
+    pub fn eval(&self, ctx: &Value) -> Result<Option<Value>, ConvertError> {
+        let nodes = self.select(ctx);
+        let mut value = match nodes.len() {
+            0 => None,
+            1 => Some(nodes[0].clone()),
+            _ => Some(Value::Array(nodes.into_iter().cloned().collect())),
+        };
+        if value.as_ref().is_some_and(Value::is_null) {
+            value = None;
+        }
+        for pipe in &self.pipes {
+            value = self.apply(pipe, value, ctx)?;
+        }
+        Ok(value)
+    }
+
+    fn apply(&self, pipe: &Pipe, value: Option<Value>, ctx: &Value) -> Result<Option<Value>, ConvertError> {
+        let Some(value) = value else {
+            return match pipe {
+                Pipe::Or(fallback) => fallback.eval(ctx),
+                _ => Ok(None),
+            };
+        };
+        let out = match pipe {
+            Pipe::Or(_) => value,
+            Pipe::Int => self.to_int(&value)?,
+            Pipe::Ints => Value::Array(
+                self.array(&value)?
+                    .iter()
+                    .map(|v| self.to_int(v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Pipe::Str => Value::String(self.to_str(&value)?),
+            Pipe::Strs => Value::Array(
+                self.array(&value)?
+                    .iter()
+                    .map(|v| self.to_str(v).map(Value::String))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Pipe::First => match value {
+                Value::Array(items) => match items.into_iter().next() {
+                    Some(first) => first,
+                    None => return Ok(None),
+                },
+                other => other,
+            },
+            Pipe::Count => Value::from(self.array(&value)?.len()),
+            Pipe::Lower => Value::String(self.to_str(&value)?.to_lowercase()),
+        };
+        Ok(Some(out))
+    }
+
+    fn error(&self, reason: impl Into<String>) -> ConvertError {
+        ConvertError {
+            root: self.root.clone(),
+            expr: self.source.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn array<'v>(&self, value: &'v Value) -> Result<&'v Vec<Value>, ConvertError> {
+        value.as_array().ok_or_else(|| self.error("not an array"))
+    }
+
+    fn to_int(&self, value: &Value) -> Result<Value, ConvertError> {
+        match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(value.clone()),
+            Value::String(s) => {
+                // Only plain decimal digits: `+1`, ` 1` or `1e3` are not ids.
+                if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(self.error(format!("{s:?} is not an integer")));
+                }
+                s.parse::<u64>()
+                    .map(Value::from)
+                    .map_err(|_| self.error(format!("{s:?} is out of range")))
+            }
+            other => Err(self.error(format!("{other} is not an integer"))),
+        }
+    }
+
+    fn to_str(&self, value: &Value) -> Result<String, ConvertError> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            other => Err(self.error(format!("{other} is not a scalar"))),
+        }
+    }
+}
+
+/// Splits on ` | ` pipes, leaving `||` (a JSONPath logical or) and brackets alone.
+fn split_pipes(source: &str) -> Vec<&str> {
+    let bytes = source.as_bytes();
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut quote: Option<u8> = None;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'(' | b'[') => depth += 1,
+            (None, b')' | b']') => depth -= 1,
+            (None, b'|') if depth == 0 => {
+                let doubled = bytes.get(i + 1) == Some(&b'|') || (i > 0 && bytes[i - 1] == b'|');
+                if !doubled {
+                    parts.push(&source[start..i]);
+                    start = i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    parts.push(&source[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(src: &str, ctx: &Value) -> Option<Value> {
+        Expr::parse(src).unwrap().eval(ctx).unwrap()
+    }
+
+    #[test]
+    fn selects_single_values_and_treats_null_as_absent() {
+        let ctx = json!({"a": {"b": 1, "n": null}, "l": [1, 2]});
+        assert_eq!(eval("$.a.b", &ctx), Some(json!(1)));
+        assert_eq!(eval("$.a.n", &ctx), None);
+        assert_eq!(eval("$.a.missing", &ctx), None);
+        assert_eq!(eval("$.l[*]", &ctx), Some(json!([1, 2])));
+        assert_eq!(eval("$.l", &ctx), Some(json!([1, 2])));
+    }
+
+    #[test]
+    fn pipes_convert_and_fall_back() {
+        let ctx = json!({"id": "42", "ids": ["1", 2], "x": null, "y": "Y", "bad": "../x"});
+        assert_eq!(eval("$.id | int", &ctx), Some(json!(42)));
+        assert_eq!(eval("$.ids | ints", &ctx), Some(json!([1, 2])));
+        assert_eq!(eval("$.ids | strs", &ctx), Some(json!(["1", "2"])));
+        assert_eq!(eval("$.ids | count", &ctx), Some(json!(2)));
+        assert_eq!(eval("$.x | or($.y) | lower", &ctx), Some(json!("y")));
+        assert_eq!(eval("$.ids | first | str", &ctx), Some(json!("1")));
+        let err = Expr::parse("$.bad | int").unwrap().eval(&ctx).unwrap_err();
+        assert_eq!(err.root, "bad");
+    }
+
+    #[test]
+    fn filters_with_logical_or_are_not_pipes() {
+        let ctx = json!({"t": [{"a": 1}, {"a": 2}, {"a": 3}]});
+        assert_eq!(eval("$.t[?@.a == 1 || @.a == 3].a", &ctx), Some(json!([1, 3])));
+        assert_eq!(eval("$.t[?@.a == 2] | first", &ctx), Some(json!({"a": 2})));
+    }
+
+    #[test]
+    fn bad_expressions_are_refused_at_parse() {
+        assert!(Expr::parse("data.id").is_err());
+        assert!(Expr::parse("$.a[").is_err());
+        assert!(Expr::parse("$.a | nope").is_err());
+    }
+}

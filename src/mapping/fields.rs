@@ -1,0 +1,254 @@
+//! Field correspondences: canonical field ↔ vendor JSONPath, declared once per resource.
+//!
+//! A [`FieldMap`] turns a vendor object (a team, a member, a user) into the canonical one.
+//! Every vendor member that no field consumed is kept, untouched, under `vendor`: nothing a
+//! vendor returns is lost. Only plain member paths (`$.a.b`) can be consumed; a field read
+//! through a filter or wildcard leaves the vendor object as it was.
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::expr::Expr;
+
+/// How a vendor value becomes the canonical one.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Any scalar, as a string (ids are always strings in the canonical form).
+    Id,
+    /// A string, as it is.
+    Text,
+    /// An integer, or the length of the array at the path.
+    Count { count_array: bool },
+    /// A timestamp, normalized to RFC 3339 UTC.
+    Time(TimeFormat),
+    /// A role: canonical value ↔ vendor value.
+    Role(Vec<(String, Value)>),
+    /// The inline member list of a team, each element read with the member map.
+    Members,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeFormat {
+    Rfc3339,
+    UnixSeconds,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: &'static str,
+    pub path: Expr,
+    pub kind: Kind,
+    /// The member names of a plain path, for removing it from the `vendor` leftovers.
+    plain: Option<Vec<String>>,
+}
+
+impl Field {
+    pub fn new(name: &'static str, path: Expr, kind: Kind) -> Field {
+        let plain = plain_members(path.source());
+        Field {
+            name,
+            path,
+            kind,
+            plain,
+        }
+    }
+}
+
+/// The fields of one resource, in canonical order.
+#[derive(Debug, Clone, Default)]
+pub struct FieldMap {
+    pub fields: Vec<Field>,
+}
+
+impl FieldMap {
+    pub fn get(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Reads a vendor object into canonical members `names` (in that order, `null` when the
+    /// vendor has no value), plus `vendor` with everything not consumed. `members` reads the
+    /// inline member list with `member_map`.
+    pub fn read(&self, object: &Value, names: &[&str], member_map: Option<&FieldMap>) -> Value {
+        let mut out = Map::new();
+        let mut leftovers = object.clone();
+        for name in names {
+            let Some(field) = self.get(name) else {
+                if *name != "members" {
+                    out.insert((*name).to_string(), Value::Null);
+                }
+                continue;
+            };
+            let raw = field.path.eval(object).ok().flatten();
+            let converted = match (&field.kind, raw) {
+                (_, None) => Some(Value::Null),
+                (Kind::Members, Some(Value::Array(items))) => member_map.map(|m| {
+                    Value::Array(
+                        items
+                            .iter()
+                            .map(|item| m.read(item, MEMBER_FIELDS, None))
+                            .collect(),
+                    )
+                }),
+                (kind, Some(raw)) => convert(kind, &raw),
+            };
+            match converted {
+                Some(value) => {
+                    if let Some(plain) = &field.plain {
+                        remove_plain(&mut leftovers, plain);
+                    }
+                    out.insert((*name).to_string(), value);
+                }
+                // A value that does not convert stays under `vendor`, where it can be seen.
+                None => {
+                    out.insert((*name).to_string(), Value::Null);
+                }
+            }
+        }
+        if !matches!(&leftovers, Value::Object(m) if m.is_empty()) && !leftovers.is_null() {
+            if !leftovers.is_object() {
+                leftovers = serde_json::json!({ "value": leftovers });
+            }
+            out.insert("vendor".into(), leftovers);
+        } else {
+            out.insert("vendor".into(), Value::Object(Map::new()));
+        }
+        Value::Object(out)
+    }
+
+    /// The vendor value of a canonical role, if the map declares roles.
+    pub fn vendor_role(&self, canonical: &str) -> Option<Value> {
+        match &self.get("role")?.kind {
+            Kind::Role(values) => values
+                .iter()
+                .find(|(c, _)| c == canonical)
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Canonical member fields, in output order.
+pub const MEMBER_FIELDS: &[&str] = &["user_id", "email", "username", "role"];
+/// Canonical user fields, in output order.
+pub const USER_FIELDS: &[&str] = &["id", "email", "username", "name"];
+
+fn convert(kind: &Kind, raw: &Value) -> Option<Value> {
+    match kind {
+        Kind::Id => match raw {
+            Value::String(s) => Some(Value::String(s.clone())),
+            Value::Number(n) => Some(Value::String(n.to_string())),
+            _ => None,
+        },
+        Kind::Text => match raw {
+            Value::String(s) => Some(Value::String(s.clone())),
+            Value::Number(n) => Some(Value::String(n.to_string())),
+            _ => None,
+        },
+        Kind::Count { count_array: true } => raw.as_array().map(|a| Value::from(a.len())),
+        Kind::Count { count_array: false } => raw.as_u64().map(Value::from),
+        Kind::Time(format) => time_to_rfc3339(raw, *format).map(Value::String),
+        Kind::Role(values) => values
+            .iter()
+            .find(|(_, vendor)| loose_eq(vendor, raw))
+            .map(|(canonical, _)| Value::String(canonical.clone())),
+        // Handled by the caller (needs the member map).
+        Kind::Members => None,
+    }
+}
+
+/// Vendor values compare loosely: `4` and `"4"` are the same role.
+fn loose_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::Number(n)) | (Value::Number(n), Value::String(x)) => {
+            *x == n.to_string()
+        }
+        _ => a == b,
+    }
+}
+
+fn time_to_rfc3339(raw: &Value, format: TimeFormat) -> Option<String> {
+    let instant = match format {
+        TimeFormat::UnixSeconds => OffsetDateTime::from_unix_timestamp(raw.as_i64()?).ok()?,
+        TimeFormat::Rfc3339 => OffsetDateTime::parse(raw.as_str()?, &Rfc3339).ok()?,
+    };
+    instant
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .ok()
+}
+
+/// `$.a.b` → `["a", "b"]`; `None` for anything but plain member names.
+fn plain_members(source: &str) -> Option<Vec<String>> {
+    let rest = source.strip_prefix("$.")?;
+    let names: Vec<String> = rest.split('.').map(str::to_string).collect();
+    let plain = names.iter().all(|n| {
+        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    (plain && !source.contains('|')).then_some(names)
+}
+
+fn remove_plain(value: &mut Value, names: &[String]) {
+    let Some((last, parents)) = names.split_last() else {
+        return;
+    };
+    let mut cursor = value;
+    for name in parents {
+        match cursor.get_mut(name) {
+            Some(next) => cursor = next,
+            None => return,
+        }
+    }
+    if let Some(object) = cursor.as_object_mut() {
+        object.remove(last);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(name: &'static str, path: &str, kind: Kind) -> Field {
+        Field::new(name, Expr::parse(path).unwrap(), kind)
+    }
+
+    #[test]
+    fn reads_fields_and_keeps_the_rest_under_vendor() {
+        let map = FieldMap {
+            fields: vec![
+                field("id", "$.id", Kind::Id),
+                field("name", "$.attributes.name", Kind::Text),
+                field("created_at", "$.attributes.created", Kind::Time(TimeFormat::UnixSeconds)),
+            ],
+        };
+        let vendor = json!({"id": 5, "type": "team", "attributes": {"name": "A", "created": 0, "x": 1}});
+        let team = map.read(&vendor, &["id", "name", "description", "created_at"], None);
+        assert_eq!(team["id"], "5");
+        assert_eq!(team["name"], "A");
+        assert_eq!(team["description"], Value::Null);
+        assert_eq!(team["created_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(team["vendor"], json!({"type": "team", "attributes": {"x": 1}}));
+    }
+
+    #[test]
+    fn roles_map_both_ways_and_times_normalize_to_utc() {
+        let map = FieldMap {
+            fields: vec![field(
+                "role",
+                "$.permission",
+                Kind::Role(vec![("admin".into(), json!(4)), ("member".into(), json!(0))]),
+            )],
+        };
+        assert_eq!(map.read(&json!({"permission": 4}), &["role"], None)["role"], "admin");
+        assert_eq!(map.vendor_role("member"), Some(json!(0)));
+        assert_eq!(
+            time_to_rfc3339(&json!("2024-01-02T03:04:05+02:00"), TimeFormat::Rfc3339).unwrap(),
+            "2024-01-02T01:04:05Z"
+        );
+    }
+}

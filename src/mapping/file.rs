@@ -1,0 +1,214 @@
+//! The raw form of a mapping file, as serde reads it (first phase of loading).
+//!
+//! Unknown keys are refused (`deny_unknown_fields`), and every value that is compiled later
+//! keeps its span, so that `teamgate check` can name the line of each problem. The meaning of
+//! each key is documented in `mappings/README.md`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingFile {
+    /// Which vendor API this file speaks (informational, shown by `/v1/backends`).
+    pub vendor: Spanned<String>,
+    #[serde(default)]
+    pub about: Option<String>,
+    #[serde(default)]
+    pub auth: AuthFile,
+    #[serde(default)]
+    pub request: RequestFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub errors: ErrorsFile,
+    pub team: Spanned<TeamFile>,
+    #[serde(default)]
+    pub member: Option<Spanned<MemberFile>>,
+    #[serde(default)]
+    pub user: Option<Spanned<UserFile>>,
+    #[serde(default)]
+    pub operations: BTreeMap<String, Spanned<OperationFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// Header name → template (`{credential}` allowed).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    /// Query parameter name → template (`{credential}` allowed).
+    #[serde(default)]
+    pub query: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFile {
+    pub content_type: Option<Spanned<String>>,
+    /// `"with_body"` (default) or `"always"`.
+    pub send_content_type: Option<Spanned<String>>,
+    pub accept: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub name_max: Option<Spanned<i64>>,
+    pub description_max: Option<Spanned<i64>>,
+    pub page_size_max: Option<Spanned<i64>>,
+    /// A regular expression team ids must match; other ids are `not_found` before any call.
+    pub team_id_pattern: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsFile {
+    /// Where the vendor's error message is in an error body.
+    pub message: Option<Spanned<String>>,
+    /// Where the vendor's error code is in an error body.
+    pub code: Option<Spanned<String>>,
+    /// A body with this value is an error whatever the HTTP status (unless its code is in
+    /// `ok_codes`).
+    pub present: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ok_codes: Vec<String>,
+    /// The header that tells how long to wait after a 429 (default `retry-after`).
+    pub retry_after_header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<ErrorRuleFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRuleFile {
+    /// One status or several.
+    pub status: Option<StatusFile>,
+    /// The vendor's error code must equal this.
+    pub vendor_code: Option<String>,
+    /// The vendor's message must contain this (case-insensitive): a last resort.
+    pub message_contains: Option<String>,
+    /// Only for these canonical operations.
+    pub operations: Option<Vec<String>>,
+    /// The canonical code, or `already_done` (the operation's effect already holds: success).
+    pub code: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StatusFile {
+    One(u16),
+    Many(Vec<u16>),
+}
+
+/// A canonical field: a JSONPath, or a table with a conversion.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FieldFile {
+    Path(String),
+    Full(FieldTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldTable {
+    pub path: String,
+    /// Time fields: `rfc3339` (default) or `unix` (seconds).
+    pub format: Option<String>,
+    /// Role fields: canonical value → vendor value.
+    pub values: Option<BTreeMap<String, toml::Value>>,
+    /// Count the elements of the array at `path`.
+    #[serde(default)]
+    pub count: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamFile {
+    pub id: Spanned<FieldFile>,
+    pub name: Spanned<FieldFile>,
+    pub description: Option<Spanned<FieldFile>>,
+    pub email: Option<Spanned<FieldFile>>,
+    pub parent_id: Option<Spanned<FieldFile>>,
+    pub member_count: Option<Spanned<FieldFile>>,
+    /// The members inline in the team object; each is read with `[member]`.
+    pub members: Option<Spanned<FieldFile>>,
+    pub created_at: Option<Spanned<FieldFile>>,
+    pub updated_at: Option<Spanned<FieldFile>>,
+    /// A team object for which this is present (not null, not false) is gone for canonical
+    /// callers (soft delete): `not_found`, hidden from lists.
+    pub hidden_if: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberFile {
+    pub user_id: Spanned<FieldFile>,
+    pub email: Option<Spanned<FieldFile>>,
+    pub username: Option<Spanned<FieldFile>>,
+    pub role: Option<Spanned<FieldFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    pub id: Spanned<FieldFile>,
+    pub email: Option<Spanned<FieldFile>>,
+    pub username: Option<Spanned<FieldFile>>,
+    pub name: Option<Spanned<FieldFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationFile {
+    /// Run this canonical operation first (read-modify-write); its answer is `$.current`,
+    /// and `$.merged` is the input merged into it.
+    pub read: Option<Spanned<String>>,
+    /// `"member_set"`: the vendor only replaces the whole member list. teamgate reads the
+    /// members (`list_members`), changes the set, and the steps write it (`$.member_ids`).
+    pub style: Option<Spanned<String>>,
+    /// Resolve `email` to `user_id` with this operation (`list_users`).
+    pub resolve_user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub steps: Vec<Spanned<StepFile>>,
+    /// A follow-up operation whose answer is the answer (`get_team` after a create).
+    pub then: Option<Spanned<String>>,
+    /// With `then = "get_team"`: where the team id is.
+    pub id: Option<Spanned<String>>,
+    /// Where the vendor team object is in the answer.
+    pub team: Option<Spanned<String>>,
+    /// Where the list items are.
+    pub items: Option<Spanned<String>>,
+    /// `"pages"` (the vendor pages: `$.page.number`, `$.page.size`) or `"all"` (the vendor
+    /// answers the whole list; teamgate pages it).
+    pub paging: Option<Spanned<String>>,
+    /// With `pages`: the total number of items, or whether another page exists.
+    pub total: Option<Spanned<String>>,
+    pub has_more: Option<Spanned<String>>,
+    #[serde(default)]
+    pub errors: Vec<Spanned<ErrorRuleFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepFile {
+    pub name: Option<String>,
+    pub method: Spanned<String>,
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    pub body: Option<Spanned<toml::Value>>,
+    /// Run the step only when this is present.
+    pub when: Option<Spanned<String>>,
+    /// Skip the step when this is present.
+    pub unless: Option<Spanned<String>>,
+    /// After the step, each of these must be present, else `not_found`.
+    #[serde(default)]
+    pub require: Vec<Spanned<String>>,
+    /// After the step, the team object here must exist and not be hidden, else `not_found`.
+    pub visible_team: Option<Spanned<String>>,
+}

@@ -1,0 +1,160 @@
+//! Mapping files: all knowledge of a vendor API, compiled once into a [`Mapping`] (DESIGN §3).
+//!
+//! Loading is two phases:
+//!
+//! ```text
+//! mappings/x.toml ──serde──▶ file::MappingFile ──compile──▶ Mapping (plans, compiled JSONPath)
+//!                     │                           │
+//!                     └── syntax / type errors ───┴── semantic errors ──▶ Vec<CheckError>
+//! ```
+//!
+//! Every problem is collected with its file and line before loading fails, so
+//! `teamgate check` reports them all at once. [`engine`] executes the compiled plans.
+
+mod compile;
+pub mod engine;
+pub mod errors;
+pub mod expr;
+pub mod fields;
+mod file;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use http::{HeaderName, Method};
+use regex::Regex;
+
+use crate::canonical::Operation;
+use errors::{ErrorFormat, ErrorRule};
+use expr::Expr;
+use fields::FieldMap;
+use template::{TextTemplate, ValueTemplate};
+
+/// One problem in a mapping or config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem has no single line (a missing section).
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
+    }
+}
+
+/// A compiled mapping.
+#[derive(Debug)]
+pub struct Mapping {
+    pub file: PathBuf,
+    pub vendor: String,
+    pub about: Option<String>,
+    pub auth: Auth,
+    pub request: RequestOptions,
+    pub limits: Limits,
+    pub error_format: ErrorFormat,
+    pub error_rules: Vec<ErrorRule>,
+    pub team: FieldMap,
+    pub team_hidden_if: Option<Expr>,
+    pub member: FieldMap,
+    pub user: FieldMap,
+    pub operations: BTreeMap<Operation, OperationPlan>,
+}
+
+impl Mapping {
+    /// Reads and compiles a mapping file, or every problem in it.
+    pub fn load(path: &Path) -> Result<Mapping, Vec<CheckError>> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            vec![CheckError {
+                file: path.to_path_buf(),
+                line: 0,
+                reason: format!("cannot read the mapping file: {e}"),
+            }]
+        })?;
+        Mapping::parse(path, &source)
+    }
+
+    /// Compiles mapping text; `path` names it in errors.
+    pub fn parse(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
+        compile::compile(path, source)
+    }
+
+    pub fn plan(&self, op: Operation) -> Option<&OperationPlan> {
+        self.operations.get(&op)
+    }
+
+    /// The canonical team fields this backend holds.
+    pub fn team_fields(&self) -> Vec<&'static str> {
+        self.team.fields.iter().map(|f| f.name).collect()
+    }
+}
+
+/// How requests authenticate. Templates may use `{credential}`.
+#[derive(Debug, Default)]
+pub struct Auth {
+    pub headers: Vec<(HeaderName, TextTemplate)>,
+    pub query: Vec<(String, TextTemplate)>,
+}
+
+#[derive(Debug)]
+pub struct RequestOptions {
+    pub content_type: String,
+    /// Send `Content-Type` on every request, not only those with a body.
+    pub content_type_always: bool,
+    pub accept: String,
+}
+
+#[derive(Debug)]
+pub struct Limits {
+    pub name_max: usize,
+    pub description_max: usize,
+    pub page_size_max: usize,
+    pub team_id_pattern: Option<Regex>,
+}
+
+/// How a list operation pages.
+#[derive(Debug)]
+pub enum Paging {
+    /// The vendor pages; the step uses `$.page.number` / `$.page.size`.
+    Pages {
+        total: Option<Expr>,
+        has_more: Option<Expr>,
+    },
+    /// The vendor answers everything; teamgate cuts the page.
+    All,
+}
+
+/// What an operation does, compiled.
+#[derive(Debug)]
+pub struct OperationPlan {
+    pub op: Operation,
+    pub read: Option<Operation>,
+    pub member_set: bool,
+    pub resolve_user: Option<Operation>,
+    pub steps: Vec<Step>,
+    pub then: Option<Operation>,
+    pub id: Option<Expr>,
+    pub team: Option<Expr>,
+    pub items: Option<Expr>,
+    pub paging: Paging,
+    pub errors: Vec<ErrorRule>,
+}
+
+/// One HTTP call of an operation.
+#[derive(Debug)]
+pub struct Step {
+    pub name: String,
+    pub method: Method,
+    pub path: TextTemplate,
+    pub query: Vec<(String, TextTemplate)>,
+    pub headers: Vec<(HeaderName, TextTemplate)>,
+    pub body: Option<ValueTemplate>,
+    pub when: Option<Expr>,
+    pub unless: Option<Expr>,
+    pub require: Vec<Expr>,
+    pub visible_team: Option<Expr>,
+}

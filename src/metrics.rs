@@ -1,0 +1,129 @@
+//! Prometheus metrics: names, labels and the registry, declared in one place.
+//!
+//! Label values come from closed sets only — canonical operation names, configured backend
+//! names, HTTP status codes, upstream outcomes — never ids, paths, messages or credentials.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub const REQUESTS_TOTAL: &str = "teamgate_requests_total";
+pub const UPSTREAM_REQUESTS_TOTAL: &str = "teamgate_upstream_requests_total";
+pub const REQUEST_DURATION_SECONDS: &str = "teamgate_request_duration_seconds";
+
+/// What became of one call to a vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamOutcome {
+    /// A success answer.
+    Ok,
+    /// An answer that is a vendor error (any status, or an error body inside a 2xx).
+    VendorError,
+    /// An answer that could not be read (not JSON, too large).
+    BadAnswer,
+    Timeout,
+    ConnectError,
+    TransportError,
+}
+
+impl UpstreamOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamOutcome::Ok => "ok",
+            UpstreamOutcome::VendorError => "vendor_error",
+            UpstreamOutcome::BadAnswer => "bad_answer",
+            UpstreamOutcome::Timeout => "timeout",
+            UpstreamOutcome::ConnectError => "connect_error",
+            UpstreamOutcome::TransportError => "transport_error",
+        }
+    }
+}
+
+/// The process's metrics. Created at start and passed in, so each test reads a clean one.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    upstream: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(REQUESTS_TOTAL, "Canonical requests answered, by operation, backend and status."),
+            &["operation", "backend", "status"],
+        )
+        .expect("valid metric");
+        let upstream = IntCounterVec::new(
+            Opts::new(UPSTREAM_REQUESTS_TOTAL, "Calls sent to vendors, by backend, operation and outcome."),
+            &["backend", "operation", "outcome"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(REQUEST_DURATION_SECONDS, "Time to answer a canonical request.").buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["operation", "backend"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(upstream.clone()),
+            Box::new(duration.clone()),
+        ] {
+            registry.register(collector).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            requests,
+            upstream,
+            duration,
+        }
+    }
+
+    /// One canonical request answered.
+    pub fn request(&self, operation: &str, backend: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[operation, backend, &status.to_string()])
+            .inc();
+        self.duration
+            .with_label_values(&[operation, backend])
+            .observe(seconds);
+    }
+
+    /// One call sent to a vendor.
+    pub fn upstream(&self, backend: &str, operation: &str, outcome: UpstreamOutcome) {
+        self.upstream
+            .with_label_values(&[backend, operation, outcome.as_str()])
+            .inc();
+    }
+
+    /// The number of calls counted for `backend` and `operation` (all outcomes), for tests.
+    pub fn upstream_count(&self, backend: &str, operation: &str) -> u64 {
+        [
+            UpstreamOutcome::Ok,
+            UpstreamOutcome::VendorError,
+            UpstreamOutcome::BadAnswer,
+            UpstreamOutcome::Timeout,
+            UpstreamOutcome::ConnectError,
+            UpstreamOutcome::TransportError,
+        ]
+        .iter()
+        .map(|o| self.upstream.with_label_values(&[backend, operation, o.as_str()]).get())
+        .sum()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buffer).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

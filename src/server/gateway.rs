@@ -1,0 +1,273 @@
+//! The gateway service: one canonical HTTP request in, one canonical HTTP response out.
+//!
+//! It owns the edge of the proxy: request ids, routing, backend selection
+//! (`Teamgate-Backend`), body limits and content types, validation, and the one place where
+//! a [`Problem`] becomes an `application/problem+json` response. Everything vendor-specific
+//! happens behind [`Backend::execute`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{json, Value};
+
+use crate::canonical::route::{route, Route};
+use crate::canonical::validate::{self, TeamWrite};
+use crate::canonical::{CanonicalResponse, ErrorCode, Operation, Problem};
+use crate::mapping::engine::Backend;
+use crate::metrics::Metrics;
+
+pub const BACKEND_HEADER: &str = "teamgate-backend";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub type Body = Full<Bytes>;
+
+/// Shared state of the gateway.
+pub struct Gateway {
+    pub backends: BTreeMap<String, Arc<Backend>>,
+    pub default_backend: String,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+}
+
+impl Gateway {
+    /// Answers one request; never fails (every error is a problem response).
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let request_id = request_id(&req);
+        let span = tracing::info_span!("request", request_id = %request_id, operation = tracing::field::Empty, backend = tracing::field::Empty);
+        let _enter = span.enter();
+        let (label_op, label_backend, response) = self.dispatch(req, &request_id).await;
+        span.record("operation", label_op);
+        span.record("backend", label_backend.as_str());
+        let status = response.status().as_u16();
+        self.metrics
+            .request(label_op, &label_backend, status, started.elapsed().as_secs_f64());
+        tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "Request answered");
+        let mut response = response;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        response
+    }
+
+    /// Returns the metric labels (operation, backend) with the response.
+    async fn dispatch<B>(&self, req: Request<B>, request_id: &str) -> (&'static str, String, Response<Body>)
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let routed = route(req.method(), req.uri().path(), req.uri().query());
+        let mut canonical = match routed {
+            Ok(Route::Operation(c)) => c,
+            Ok(Route::Metrics) => {
+                let body = self.metrics.render();
+                return ("metrics", "none".into(), text(StatusCode::OK, "text/plain; version=0.0.4", body));
+            }
+            Ok(Route::Health) => return ("health", "none".into(), json_response(200, &json!({"status": "ok"}))),
+            Ok(Route::Backends) => return ("list_backends", "none".into(), json_response(200, &self.describe())),
+            Err(p) => return ("unrouted", "none".into(), problem_response(&p, request_id)),
+        };
+        let op = canonical.op;
+        let backend = match self.select_backend(&req) {
+            Ok(b) => b,
+            Err(p) => return (op.name(), "unknown".into(), problem_response(&p, request_id)),
+        };
+        let name = backend.name.clone();
+        let result = async {
+            let body = read_json_body(req, op, self.max_body_bytes).await?;
+            canonical.input = match (op, body) {
+                (Operation::CreateTeam, Some(b)) => validate::team_input(&b, TeamWrite::Create)?,
+                (Operation::UpdateTeam, Some(b)) => validate::team_input(&b, TeamWrite::Patch)?,
+                (Operation::AddMember, Some(b)) => validate::member_input(&b)?,
+                (Operation::UpdateMember, Some(b)) => validate::member_role_input(&b)?,
+                (_, None) => Default::default(),
+                (_, Some(_)) => return Err(Problem::invalid(format!("{} takes no body", op.name()))),
+            };
+            backend.execute(&canonical).await
+        }
+        .await;
+        let response = match result {
+            Ok(answer) => success_response(answer),
+            Err(problem) => {
+                let problem = problem.with_backend(&name);
+                if problem.status() >= 500 {
+                    tracing::warn!(code = problem.code.as_str(), detail = %problem.detail, "Request failed");
+                }
+                problem_response(&problem, request_id)
+            }
+        };
+        (op.name(), name, response)
+    }
+
+    fn select_backend<B>(&self, req: &Request<B>) -> Result<&Arc<Backend>, Problem> {
+        let name = match req.headers().get(BACKEND_HEADER) {
+            None => self.default_backend.as_str(),
+            Some(v) => v.to_str().unwrap_or("\u{fffd}").trim(),
+        };
+        self.backends.get(name).ok_or_else(|| {
+            let names: Vec<&String> = self.backends.keys().collect();
+            Problem::invalid(format!(
+                "unknown backend {name:?} in Teamgate-Backend; configured: {}",
+                names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .with_extra("backends", json!(names))
+        })
+    }
+
+    /// `GET /v1/backends`: what each backend is and can do, read from its mapping.
+    fn describe(&self) -> Value {
+        let backends: Vec<Value> = self
+            .backends
+            .values()
+            .map(|b| {
+                let m = &b.mapping;
+                let roles: Vec<&str> = ["admin", "member"]
+                    .into_iter()
+                    .filter(|r| m.member.vendor_role(r).is_some())
+                    .collect();
+                json!({
+                    "name": b.name,
+                    "vendor": m.vendor,
+                    "default": b.name == self.default_backend,
+                    "operations": m.operations.keys().map(|op| op.name()).collect::<Vec<_>>(),
+                    "team_fields": m.team_fields(),
+                    "member_roles": roles,
+                    "limits": {
+                        "name_max": m.limits.name_max,
+                        "description_max": m.limits.description_max,
+                        "page_size_max": m.limits.page_size_max,
+                    },
+                })
+            })
+            .collect();
+        json!({ "backends": backends })
+    }
+}
+
+/// The caller's request id if it is sane, else a new one.
+fn request_id<B>(req: &Request<B>) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Reads and parses the body of operations that take one.
+async fn read_json_body<B>(req: Request<B>, op: Operation, max: usize) -> Result<Option<Value>, Problem>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let takes_body = matches!(
+        op,
+        Operation::CreateTeam | Operation::UpdateTeam | Operation::AddMember | Operation::UpdateMember
+    );
+    let declared_length = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let (_, body) = req.into_parts();
+    let bytes = Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                too_large(max)
+            } else {
+                Problem::invalid("the request body could not be read")
+            }
+        })?
+        .to_bytes();
+    if !takes_body {
+        return if bytes.is_empty() {
+            Ok(None)
+        } else {
+            Err(Problem::invalid(format!("{} takes no body", op.name())))
+        };
+    }
+    let is_json = content_type
+        .as_deref()
+        .is_some_and(|ct| ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json")));
+    if !is_json {
+        return Err(Problem::new(
+            ErrorCode::UnsupportedMediaType,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(Problem::invalid("the body is empty; a JSON object is expected"));
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Problem::invalid(format!("the body is not valid JSON: {e}")))
+}
+
+fn too_large(max: usize) -> Problem {
+    Problem::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {max} bytes"))
+}
+
+fn success_response(answer: CanonicalResponse) -> Response<Body> {
+    let mut response = match &answer.body {
+        Some(body) => json_response(answer.status, body),
+        None => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::NO_CONTENT);
+            r
+        }
+    };
+    if let Some(location) = answer.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(http::header::LOCATION, location);
+    }
+    response
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Body> {
+    text(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        "application/json",
+        body.to_string(),
+    )
+}
+
+/// The only place a problem becomes HTTP.
+pub fn problem_response(problem: &Problem, request_id: &str) -> Response<Body> {
+    let mut response = text(
+        StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/problem+json",
+        problem.to_json(request_id).to_string(),
+    );
+    if let Some(secs) = problem.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+    }
+    response
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
