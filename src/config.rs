@@ -131,7 +131,13 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
     let listen = match &raw.listen {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         Some(l) => l.get_ref().parse().unwrap_or_else(|_| {
-            error(l.span().start, format!("listen: `{}` is not an address such as 127.0.0.1:8080", l.get_ref()));
+            error(
+                l.span().start,
+                format!(
+                    "listen: `{}` is not an address such as 127.0.0.1:8080",
+                    l.get_ref()
+                ),
+            );
             SocketAddr::from(([127, 0, 0, 1], 8080))
         }),
     };
@@ -140,14 +146,26 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
     for (name, spanned) in &raw.backends {
         let at = spanned.span().start;
         let b = spanned.get_ref();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            error(at, format!("backend name `{name}` must be letters, digits, `-` or `_`"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            error(
+                at,
+                format!("backend name `{name}` must be letters, digits, `-` or `_`"),
+            );
         }
         let target = match (&b.base_url, &b.simulator) {
             (Some(url), None) => {
                 let u = url.get_ref();
-                if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<http::Uri>().is_err() {
-                    error(url.span().start, format!("backends.{name}.base_url: `{u}` is not an http(s) URL"));
+                if !(u.starts_with("http://") || u.starts_with("https://"))
+                    || u.parse::<http::Uri>().is_err()
+                {
+                    error(
+                        url.span().start,
+                        format!("backends.{name}.base_url: `{u}` is not an http(s) URL"),
+                    );
                 }
                 Target::BaseUrl(u.clone())
             }
@@ -155,13 +173,20 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
                 if !crate::sim::KINDS.contains(&kind.get_ref().as_str()) {
                     error(
                         kind.span().start,
-                        format!("backends.{name}.simulator: unknown simulator `{}` (known: {})", kind.get_ref(), crate::sim::KINDS.join(", ")),
+                        format!(
+                            "backends.{name}.simulator: unknown simulator `{}` (known: {})",
+                            kind.get_ref(),
+                            crate::sim::KINDS.join(", ")
+                        ),
                     );
                 }
                 Target::Simulator(kind.get_ref().clone())
             }
             _ => {
-                error(at, format!("backends.{name}: set exactly one of `base_url` or `simulator`"));
+                error(
+                    at,
+                    format!("backends.{name}: set exactly one of `base_url` or `simulator`"),
+                );
                 Target::Simulator(String::new())
             }
         };
@@ -170,7 +195,10 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
             if std::env::var_os(var.get_ref()).is_none() {
                 error(
                     var.span().start,
-                    format!("backends.{name}: environment variable `{}` (its credential) is not set", var.get_ref()),
+                    format!(
+                        "backends.{name}: environment variable `{}` (its credential) is not set",
+                        var.get_ref()
+                    ),
                 );
             }
         }
@@ -196,13 +224,29 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
     if !raw.backends.contains_key(raw.default_backend.get_ref()) {
         error(
             raw.default_backend.span().start,
-            format!("default_backend `{}` is not a configured backend", raw.default_backend.get_ref()),
+            format!(
+                "default_backend `{}` is not a configured backend",
+                raw.default_backend.get_ref()
+            ),
         );
     }
     let server = ServerLimits {
-        max_body_bytes: raw.server.max_body_bytes.unwrap_or(1 << 20).clamp(1024, 64 << 20),
-        request_timeout: Duration::from_millis(raw.server.request_timeout_ms.unwrap_or(30_000).clamp(1, 600_000)),
-        concurrency_limit: raw.server.concurrency_limit.unwrap_or(1024).clamp(1, 1 << 20),
+        max_body_bytes: raw
+            .server
+            .max_body_bytes
+            .unwrap_or(1 << 20)
+            .clamp(1024, 64 << 20),
+        request_timeout: Duration::from_millis(
+            raw.server
+                .request_timeout_ms
+                .unwrap_or(30_000)
+                .clamp(1, 600_000),
+        ),
+        concurrency_limit: raw
+            .server
+            .concurrency_limit
+            .unwrap_or(1024)
+            .clamp(1, 1 << 20),
     };
     // Every mapping file once, however many backends share it.
     let mut mappings = BTreeMap::new();

@@ -62,7 +62,8 @@ impl App {
                 Target::Simulator(kind) => {
                     // No secret in the file and none needed for the demo: an embedded
                     // simulator gets a fresh random credential unless the env names one.
-                    let credential = from_env.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+                    let credential =
+                        from_env.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
                     let vendor = sim::new_vendor(kind, &credential)
                         .ok_or_else(|| anyhow::anyhow!("unknown simulator {kind}"))?;
                     let handle = sim::spawn_local(vendor).await?;

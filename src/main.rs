@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "teamgate", version, about = "One canonical Team API in front of many vendor team APIs")]
+#[command(
+    name = "teamgate",
+    version,
+    about = "One canonical Team API in front of many vendor team APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -35,14 +39,20 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
         /// The only credential the simulator accepts.
-        #[arg(long, env = "TEAMGATE_SIM_CREDENTIAL", default_value = "sim-credential")]
+        #[arg(
+            long,
+            env = "TEAMGATE_SIM_CREDENTIAL",
+            default_value = "sim-credential"
+        )]
         credential: String,
     },
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("TEAMGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("TEAMGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -57,7 +67,12 @@ fn main() -> ExitCode {
                     "{}: ok ({} backends, {} mapping files)",
                     config.display(),
                     checked.config.backends.len(),
-                    checked.mappings.values().map(|m| m.file.clone()).collect::<std::collections::BTreeSet<_>>().len()
+                    checked
+                        .mappings
+                        .values()
+                        .map(|m| m.file.clone())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
                 );
                 ExitCode::SUCCESS
             }
@@ -70,7 +85,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config, listen } => runtime().block_on(serve(config, listen)),
-        Command::Sim { vendor, listen, credential } => runtime().block_on(sim(vendor, listen, credential)),
+        Command::Sim {
+            vendor,
+            listen,
+            credential,
+        } => runtime().block_on(sim(vendor, listen, credential)),
     }
 }
 
@@ -88,7 +107,10 @@ async fn serve(config: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCod
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("refusing to start: {} problem(s) in the configuration", errors.len());
+            eprintln!(
+                "refusing to start: {} problem(s) in the configuration",
+                errors.len()
+            );
             return ExitCode::from(1);
         }
     };
@@ -112,7 +134,10 @@ async fn serve(config: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCod
 
 async fn sim(vendor: String, listen: std::net::SocketAddr, credential: String) -> ExitCode {
     let Some(sim) = teamgate::sim::new_vendor(&vendor, &credential) else {
-        eprintln!("unknown simulator {vendor:?} (known: {})", teamgate::sim::KINDS.join(", "));
+        eprintln!(
+            "unknown simulator {vendor:?} (known: {})",
+            teamgate::sim::KINDS.join(", ")
+        );
         return ExitCode::from(2);
     };
     let listener = match tokio::net::TcpListener::bind(listen).await {

@@ -3,7 +3,9 @@
 //! Label values come from closed sets only — canonical operation names, configured backend
 //! names, HTTP status codes, upstream outcomes — never ids, paths, messages or credentials.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 pub const REQUESTS_TOTAL: &str = "teamgate_requests_total";
 pub const UPSTREAM_REQUESTS_TOTAL: &str = "teamgate_upstream_requests_total";
@@ -48,17 +50,27 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(REQUESTS_TOTAL, "Canonical requests answered, by operation, backend and status."),
+            Opts::new(
+                REQUESTS_TOTAL,
+                "Canonical requests answered, by operation, backend and status.",
+            ),
             &["operation", "backend", "status"],
         )
         .expect("valid metric");
         let upstream = IntCounterVec::new(
-            Opts::new(UPSTREAM_REQUESTS_TOTAL, "Calls sent to vendors, by backend, operation and outcome."),
+            Opts::new(
+                UPSTREAM_REQUESTS_TOTAL,
+                "Calls sent to vendors, by backend, operation and outcome.",
+            ),
             &["backend", "operation", "outcome"],
         )
         .expect("valid metric");
         let duration = HistogramVec::new(
-            HistogramOpts::new(REQUEST_DURATION_SECONDS, "Time to answer a canonical request.").buckets(vec![
+            HistogramOpts::new(
+                REQUEST_DURATION_SECONDS,
+                "Time to answer a canonical request.",
+            )
+            .buckets(vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
             &["operation", "backend"],
@@ -69,7 +81,9 @@ impl Metrics {
             Box::new(upstream.clone()),
             Box::new(duration.clone()),
         ] {
-            registry.register(collector).expect("metric registered once");
+            registry
+                .register(collector)
+                .expect("metric registered once");
         }
         Metrics {
             registry,
@@ -107,7 +121,11 @@ impl Metrics {
             UpstreamOutcome::TransportError,
         ]
         .iter()
-        .map(|o| self.upstream.with_label_values(&[backend, operation, o.as_str()]).get())
+        .map(|o| {
+            self.upstream
+                .with_label_values(&[backend, operation, o.as_str()])
+                .get()
+        })
         .sum()
     }
 
@@ -115,7 +133,10 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if encoder.encode(&self.registry.gather(), &mut buffer).is_err() {
+        if encoder
+            .encode(&self.registry.gather(), &mut buffer)
+            .is_err()
+        {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()

@@ -51,7 +51,8 @@ pub enum UpstreamError {
     Transport,
 }
 
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<UpstreamResponse, UpstreamError>> + Send + 'a>>;
+pub type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<UpstreamResponse, UpstreamError>> + Send + 'a>>;
 
 /// Sends one vendor request.
 pub trait Transport: Send + Sync + 'static {
@@ -89,7 +90,10 @@ impl HttpTransport {
         }
     }
 
-    async fn send_once(&self, request: &UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
+    async fn send_once(
+        &self,
+        request: &UpstreamRequest,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let mut builder = Request::builder()
             .method(request.method.clone())
             .uri(request.url.as_str());
@@ -112,7 +116,9 @@ impl HttpTransport {
                 .collect()
                 .await
                 .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
                         UpstreamError::TooLarge
                     } else {
                         UpstreamError::Transport

@@ -264,8 +264,17 @@ mod tests {
     fn unmatched_vendor_statuses_fall_back_by_class() {
         assert_eq!(ErrorCode::from_upstream_status(404), ErrorCode::NotFound);
         assert_eq!(ErrorCode::from_upstream_status(429), ErrorCode::RateLimited);
-        assert_eq!(ErrorCode::from_upstream_status(500), ErrorCode::UpstreamError);
-        assert_eq!(ErrorCode::from_upstream_status(503), ErrorCode::UpstreamUnavailable);
-        assert_eq!(ErrorCode::from_upstream_status(401), ErrorCode::UpstreamError);
+        assert_eq!(
+            ErrorCode::from_upstream_status(500),
+            ErrorCode::UpstreamError
+        );
+        assert_eq!(
+            ErrorCode::from_upstream_status(503),
+            ErrorCode::UpstreamUnavailable
+        );
+        assert_eq!(
+            ErrorCode::from_upstream_status(401),
+            ErrorCode::UpstreamError
+        );
     }
 }

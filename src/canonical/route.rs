@@ -103,7 +103,9 @@ fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<()
             )));
         }
         if params.insert(key.clone(), value).is_some() {
-            return Err(Problem::invalid(format!("query parameter `{key}` is repeated")));
+            return Err(Problem::invalid(format!(
+                "query parameter `{key}` is repeated"
+            )));
         }
     }
     if request.op.is_list() {
@@ -126,7 +128,9 @@ fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<()
     }
     for (key, value) in params {
         if value.chars().any(char::is_control) || value.len() > 256 {
-            return Err(Problem::invalid(format!("query parameter `{key}` is not valid")));
+            return Err(Problem::invalid(format!(
+                "query parameter `{key}` is not valid"
+            )));
         }
         if !value.is_empty() {
             request.query.insert(key, value);
@@ -157,7 +161,10 @@ mod tests {
     #[test]
     fn every_operation_has_its_route() {
         assert_eq!(op(Method::GET, "/v1/teams", None).op, Operation::ListTeams);
-        assert_eq!(op(Method::POST, "/v1/teams", None).op, Operation::CreateTeam);
+        assert_eq!(
+            op(Method::POST, "/v1/teams", None).op,
+            Operation::CreateTeam
+        );
         let r = op(Method::DELETE, "/v1/teams/7/members/9", None);
         assert_eq!(r.op, Operation::RemoveMember);
         assert_eq!(r.team_id.as_deref(), Some("7"));
@@ -179,10 +186,26 @@ mod tests {
     #[test]
     fn list_queries_are_checked() {
         let r = op(Method::GET, "/v1/teams", Some("limit=2&name=a+b"));
-        assert_eq!(r.page, Some(PageRequest { limit: 2, offset: 0 }));
+        assert_eq!(
+            r.page,
+            Some(PageRequest {
+                limit: 2,
+                offset: 0
+            })
+        );
         assert_eq!(r.query["name"], "a b");
-        for bad in ["limit=0", "limit=101", "limit=x", "colour=red", "cursor=zz", "q=a&q=b"] {
-            assert!(route(&Method::GET, "/v1/teams", Some(bad)).is_err(), "{bad}");
+        for bad in [
+            "limit=0",
+            "limit=101",
+            "limit=x",
+            "colour=red",
+            "cursor=zz",
+            "q=a&q=b",
+        ] {
+            assert!(
+                route(&Method::GET, "/v1/teams", Some(bad)).is_err(),
+                "{bad}"
+            );
         }
         assert!(route(&Method::GET, "/v1/teams/1", Some("x=1")).is_err());
     }

@@ -132,7 +132,9 @@ pub fn name(raw: &str) -> Result<String, Problem> {
         )));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Problem::invalid("`name` must not contain control characters"));
+        return Err(Problem::invalid(
+            "`name` must not contain control characters",
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -145,7 +147,9 @@ fn email(raw: &str, field: &str) -> Result<String, Problem> {
     if valid {
         Ok(trimmed.to_string())
     } else {
-        Err(Problem::invalid(format!("`{field}` is not an email address")))
+        Err(Problem::invalid(format!(
+            "`{field}` is not an email address"
+        )))
     }
 }
 
@@ -184,7 +188,11 @@ mod tests {
         assert!(team_input(&json!({"name": "a", "colour": "red"}), TeamWrite::Create).is_err());
         assert!(team_input(&json!({"name": "a", "id": "1"}), TeamWrite::Create).is_err());
         assert!(team_input(&json!([1]), TeamWrite::Create).is_err());
-        let ok = team_input(&json!({"name": " a ", "description": "d"}), TeamWrite::Create).unwrap();
+        let ok = team_input(
+            &json!({"name": " a ", "description": "d"}),
+            TeamWrite::Create,
+        )
+        .unwrap();
         assert_eq!(ok["name"], "a");
     }
 

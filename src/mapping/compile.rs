@@ -119,7 +119,10 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
         None => FieldMap::default(),
     };
     if team.has("members") && raw.member.is_none() {
-        cx.error(raw.team.span().start, "[team] has `members` but there is no [member] table");
+        cx.error(
+            raw.team.span().start,
+            "[team] has `members` but there is no [member] table",
+        );
     }
     let mut operations = BTreeMap::new();
     for (name, spanned) in &raw.operations {
@@ -174,11 +177,18 @@ fn auth(cx: &mut Ctx, raw: &file::AuthFile) -> Auth {
 }
 
 fn request(cx: &mut Ctx, raw: &file::RequestFile) -> RequestOptions {
-    let content_type_always = match raw.send_content_type.as_ref().map(|s| (s.get_ref().as_str(), s.span().start)) {
+    let content_type_always = match raw
+        .send_content_type
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span().start))
+    {
         None | Some(("with_body", _)) => false,
         Some(("always", _)) => true,
         Some((other, at)) => {
-            cx.error(at, format!("send_content_type must be `with_body` or `always`, not `{other}`"));
+            cx.error(
+                at,
+                format!("send_content_type must be `with_body` or `always`, not `{other}`"),
+            );
             false
         }
     };
@@ -198,22 +208,34 @@ fn request(cx: &mut Ctx, raw: &file::RequestFile) -> RequestOptions {
 }
 
 fn limits(cx: &mut Ctx, raw: &file::LimitsFile) -> Limits {
-    let mut bounded = |value: &Option<Spanned<i64>>, key: &str, default: usize, max: usize| match value {
-        None => default,
-        Some(v) if *v.get_ref() >= 1 && *v.get_ref() as usize <= max => *v.get_ref() as usize,
-        Some(v) => {
-            cx.error(v.span().start, format!("limits.{key} must be between 1 and {max}"));
-            default
-        }
-    };
+    let mut bounded =
+        |value: &Option<Spanned<i64>>, key: &str, default: usize, max: usize| match value {
+            None => default,
+            Some(v) if *v.get_ref() >= 1 && *v.get_ref() as usize <= max => *v.get_ref() as usize,
+            Some(v) => {
+                cx.error(
+                    v.span().start,
+                    format!("limits.{key} must be between 1 and {max}"),
+                );
+                default
+            }
+        };
     let name_max = bounded(&raw.name_max, "name_max", NAME_MAX, NAME_MAX);
-    let description_max = bounded(&raw.description_max, "description_max", DESCRIPTION_MAX, DESCRIPTION_MAX);
+    let description_max = bounded(
+        &raw.description_max,
+        "description_max",
+        DESCRIPTION_MAX,
+        DESCRIPTION_MAX,
+    );
     let page_size_max = bounded(&raw.page_size_max, "page_size_max", 100, 10_000);
     let team_id_pattern = raw.team_id_pattern.as_ref().and_then(|p| {
         match Regex::new(&format!("^(?:{})$", p.get_ref())) {
             Ok(r) => Some(r),
             Err(e) => {
-                cx.error(p.span().start, format!("limits.team_id_pattern is not a regular expression: {e}"));
+                cx.error(
+                    p.span().start,
+                    format!("limits.team_id_pattern is not a regular expression: {e}"),
+                );
                 None
             }
         }
@@ -240,14 +262,21 @@ fn errors(cx: &mut Ctx, raw: &file::ErrorsFile) -> (ErrorFormat, Vec<ErrorRule>)
     };
     if raw.present.is_some() && raw.code.is_none() {
         if let Some(p) = &raw.present {
-            cx.error(p.span().start, "errors.present needs errors.code to tell errors from `ok_codes`");
+            cx.error(
+                p.span().start,
+                "errors.present needs errors.code to tell errors from `ok_codes`",
+            );
         }
     }
     let rules = raw.rules.iter().filter_map(|r| rule(cx, r, None)).collect();
     (format, rules)
 }
 
-fn rule(cx: &mut Ctx, spanned: &Spanned<file::ErrorRuleFile>, op: Option<Operation>) -> Option<ErrorRule> {
+fn rule(
+    cx: &mut Ctx,
+    spanned: &Spanned<file::ErrorRuleFile>,
+    op: Option<Operation>,
+) -> Option<ErrorRule> {
     let raw = spanned.get_ref();
     let at = spanned.span().start;
     let outcome = match raw.code.get_ref().as_str() {
@@ -255,7 +284,10 @@ fn rule(cx: &mut Ctx, spanned: &Spanned<file::ErrorRuleFile>, op: Option<Operati
         code => match ErrorCode::parse(code) {
             Some(c) => Outcome::Code(c),
             None => {
-                cx.error(raw.code.span().start, format!("`{code}` is not a canonical error code"));
+                cx.error(
+                    raw.code.span().start,
+                    format!("`{code}` is not a canonical error code"),
+                );
                 return None;
             }
         },
@@ -284,7 +316,10 @@ fn rule(cx: &mut Ctx, spanned: &Spanned<file::ErrorRuleFile>, op: Option<Operati
         }
     }
     if raw.status.is_none() && raw.vendor_code.is_none() && raw.message_contains.is_none() {
-        cx.error(at, "an error rule needs `status`, `vendor_code` or `message_contains`");
+        cx.error(
+            at,
+            "an error rule needs `status`, `vendor_code` or `message_contains`",
+        );
     }
     Some(ErrorRule {
         statuses: match &raw.status {
@@ -299,7 +334,12 @@ fn rule(cx: &mut Ctx, spanned: &Spanned<file::ErrorRuleFile>, op: Option<Operati
     })
 }
 
-fn field(cx: &mut Ctx, name: &'static str, spanned: &Spanned<FieldFile>, default_kind: Kind) -> Option<Field> {
+fn field(
+    cx: &mut Ctx,
+    name: &'static str,
+    spanned: &Spanned<FieldFile>,
+    default_kind: Kind,
+) -> Option<Field> {
     let at = spanned.span().start;
     let (path, table) = match spanned.get_ref() {
         FieldFile::Path(p) => (p.as_str(), None),
@@ -318,7 +358,10 @@ fn field(cx: &mut Ctx, name: &'static str, spanned: &Spanned<FieldFile>, default
             (Kind::Time(_), Some(f)) => match f.as_str() {
                 "rfc3339" => kind = Kind::Time(TimeFormat::Rfc3339),
                 "unix" => kind = Kind::Time(TimeFormat::UnixSeconds),
-                other => cx.error(at, format!("`{name}`: format must be `rfc3339` or `unix`, not `{other}`")),
+                other => cx.error(
+                    at,
+                    format!("`{name}`: format must be `rfc3339` or `unix`, not `{other}`"),
+                ),
             },
             (_, Some(_)) => cx.error(at, format!("`{name}`: only time fields take a `format`")),
             _ => {}
@@ -328,7 +371,12 @@ fn field(cx: &mut Ctx, name: &'static str, spanned: &Spanned<FieldFile>, default
                 let mut pairs = Vec::new();
                 for (canonical, vendor) in values {
                     if canonical != "admin" && canonical != "member" {
-                        cx.error(at, format!("`{name}`: role values are `admin` and `member`, not `{canonical}`"));
+                        cx.error(
+                            at,
+                            format!(
+                                "`{name}`: role values are `admin` and `member`, not `{canonical}`"
+                            ),
+                        );
                     }
                     match serde_json::to_value(vendor) {
                         Ok(v) => pairs.push((canonical.clone(), v)),
@@ -349,13 +397,22 @@ fn field(cx: &mut Ctx, name: &'static str, spanned: &Spanned<FieldFile>, default
     }
     if let Kind::Role(values) = &kind {
         if values.is_empty() {
-            cx.error(at, format!("`{name}`: a role needs `values = {{ admin = ..., member = ... }}`"));
+            cx.error(
+                at,
+                format!("`{name}`: a role needs `values = {{ admin = ..., member = ... }}`"),
+            );
         }
     }
     Some(Field::new(name, expr, kind))
 }
 
-fn push(cx: &mut Ctx, map: &mut FieldMap, name: &'static str, raw: &Option<Spanned<FieldFile>>, kind: Kind) {
+fn push(
+    cx: &mut Ctx,
+    map: &mut FieldMap,
+    name: &'static str,
+    raw: &Option<Spanned<FieldFile>>,
+    kind: Kind,
+) {
     if let Some(spanned) = raw {
         if let Some(f) = field(cx, name, spanned, kind) {
             map.fields.push(f);
@@ -374,10 +431,28 @@ fn team_map(cx: &mut Ctx, raw: &file::TeamFile) -> FieldMap {
     push(cx, &mut map, "description", &raw.description, Kind::Text);
     push(cx, &mut map, "email", &raw.email, Kind::Text);
     push(cx, &mut map, "parent_id", &raw.parent_id, Kind::Id);
-    push(cx, &mut map, "member_count", &raw.member_count, Kind::Count { count_array: false });
+    push(
+        cx,
+        &mut map,
+        "member_count",
+        &raw.member_count,
+        Kind::Count { count_array: false },
+    );
     push(cx, &mut map, "members", &raw.members, Kind::Members);
-    push(cx, &mut map, "created_at", &raw.created_at, Kind::Time(TimeFormat::Rfc3339));
-    push(cx, &mut map, "updated_at", &raw.updated_at, Kind::Time(TimeFormat::Rfc3339));
+    push(
+        cx,
+        &mut map,
+        "created_at",
+        &raw.created_at,
+        Kind::Time(TimeFormat::Rfc3339),
+    );
+    push(
+        cx,
+        &mut map,
+        "updated_at",
+        &raw.updated_at,
+        Kind::Time(TimeFormat::Rfc3339),
+    );
     map
 }
 
@@ -403,7 +478,11 @@ fn user_map(cx: &mut Ctx, raw: &file::UserFile) -> FieldMap {
     map
 }
 
-fn operation(cx: &mut Ctx, op: Operation, spanned: &Spanned<file::OperationFile>) -> Option<OperationPlan> {
+fn operation(
+    cx: &mut Ctx,
+    op: Operation,
+    spanned: &Spanned<file::OperationFile>,
+) -> Option<OperationPlan> {
     let raw = spanned.get_ref();
     let at = spanned.span().start;
     let name = op.name();
@@ -412,51 +491,95 @@ fn operation(cx: &mut Ctx, op: Operation, spanned: &Spanned<file::OperationFile>
     for (i, s) in raw.steps.iter().enumerate() {
         if let Some(step) = step(cx, i, s) {
             if !names.insert(step.name.clone()) {
-                cx.error(s.span().start, format!("[operations.{name}]: two steps are named `{}`", step.name));
+                cx.error(
+                    s.span().start,
+                    format!("[operations.{name}]: two steps are named `{}`", step.name),
+                );
             }
             steps.push(step);
         }
     }
     let read = raw.read.as_ref().and_then(|r| cx.operation(r));
     if read.is_some() && op != Operation::UpdateTeam {
-        cx.error(at, format!("[operations.{name}]: `read` is only for update_team"));
+        cx.error(
+            at,
+            format!("[operations.{name}]: `read` is only for update_team"),
+        );
     }
     let member_set = match raw.style.as_ref() {
         None => false,
         Some(s) if s.get_ref() == "member_set" => {
-            if !matches!(op, Operation::AddMember | Operation::RemoveMember | Operation::UpdateMember) {
-                cx.error(s.span().start, format!("[operations.{name}]: style `member_set` is only for member changes"));
+            if !matches!(
+                op,
+                Operation::AddMember | Operation::RemoveMember | Operation::UpdateMember
+            ) {
+                cx.error(
+                    s.span().start,
+                    format!("[operations.{name}]: style `member_set` is only for member changes"),
+                );
             }
             true
         }
         Some(s) => {
-            cx.error(s.span().start, format!("[operations.{name}]: unknown style `{}` (known: member_set)", s.get_ref()));
+            cx.error(
+                s.span().start,
+                format!(
+                    "[operations.{name}]: unknown style `{}` (known: member_set)",
+                    s.get_ref()
+                ),
+            );
             false
         }
     };
     let resolve_user = raw.resolve_user.as_ref().and_then(|r| cx.operation(r));
-    if resolve_user.is_some_and(|r| r != Operation::ListUsers) || (resolve_user.is_some() && op != Operation::AddMember) {
-        cx.error(at, format!("[operations.{name}]: `resolve_user` is only for add_member, with list_users"));
+    if resolve_user.is_some_and(|r| r != Operation::ListUsers)
+        || (resolve_user.is_some() && op != Operation::AddMember)
+    {
+        cx.error(
+            at,
+            format!("[operations.{name}]: `resolve_user` is only for add_member, with list_users"),
+        );
     }
     let then = raw.then.as_ref().and_then(|t| cx.operation(t));
-    let paging = match raw.paging.as_ref().map(|p| (p.get_ref().as_str(), p.span().start)) {
+    let paging = match raw
+        .paging
+        .as_ref()
+        .map(|p| (p.get_ref().as_str(), p.span().start))
+    {
         None | Some(("all", _)) => Paging::All,
         Some(("pages", _)) => Paging::Pages {
             total: cx.opt_expr(&raw.total),
             has_more: cx.opt_expr(&raw.has_more),
         },
         Some((other, at)) => {
-            cx.error(at, format!("[operations.{name}]: paging must be `pages` or `all`, not `{other}`"));
+            cx.error(
+                at,
+                format!("[operations.{name}]: paging must be `pages` or `all`, not `{other}`"),
+            );
             Paging::All
         }
     };
-    if let Paging::Pages { total: None, has_more: None } = paging {
-        cx.error(at, format!("[operations.{name}]: paging `pages` needs `total` or `has_more`"));
+    if let Paging::Pages {
+        total: None,
+        has_more: None,
+    } = paging
+    {
+        cx.error(
+            at,
+            format!("[operations.{name}]: paging `pages` needs `total` or `has_more`"),
+        );
     }
     if (raw.paging.is_some() || raw.total.is_some() || raw.has_more.is_some()) && !op.is_list() {
-        cx.error(at, format!("[operations.{name}]: paging is only for list_teams and list_users"));
+        cx.error(
+            at,
+            format!("[operations.{name}]: paging is only for list_teams and list_users"),
+        );
     }
-    let errors = raw.errors.iter().filter_map(|r| rule(cx, r, Some(op))).collect();
+    let errors = raw
+        .errors
+        .iter()
+        .filter_map(|r| rule(cx, r, Some(op)))
+        .collect();
     let plan = OperationPlan {
         op,
         read,
@@ -473,9 +596,15 @@ fn operation(cx: &mut Ctx, op: Operation, spanned: &Spanned<file::OperationFile>
     // What each operation must produce (judged on what was written, so that one bad
     // expression is reported once, not again as a missing key).
     let missing = match op {
-        Operation::ListTeams | Operation::ListUsers | Operation::ListMembers if raw.items.is_none() => Some("`items`"),
+        Operation::ListTeams | Operation::ListUsers | Operation::ListMembers
+            if raw.items.is_none() =>
+        {
+            Some("`items`")
+        }
         Operation::GetTeam if raw.team.is_none() => Some("`team`"),
-        Operation::CreateTeam | Operation::UpdateTeam if raw.team.is_none() && raw.then.is_none() => {
+        Operation::CreateTeam | Operation::UpdateTeam
+            if raw.team.is_none() && raw.then.is_none() =>
+        {
             Some("`team` or `then`")
         }
         _ => None,
@@ -487,7 +616,10 @@ fn operation(cx: &mut Ctx, op: Operation, spanned: &Spanned<file::OperationFile>
         cx.error(at, format!("[operations.{name}] has no steps"));
     }
     if plan.then == Some(Operation::GetTeam) && plan.id.is_none() {
-        cx.error(at, format!("[operations.{name}]: `then = \"get_team\"` needs `id`"));
+        cx.error(
+            at,
+            format!("[operations.{name}]: `then = \"get_team\"` needs `id`"),
+        );
     }
     Some(plan)
 }
@@ -497,7 +629,13 @@ fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option
     let method = match Method::from_bytes(raw.method.get_ref().to_ascii_uppercase().as_bytes()) {
         Ok(m) if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) => Some(m),
         _ => {
-            cx.error(raw.method.span().start, format!("`{}` is not an HTTP method teamgate sends", raw.method.get_ref()));
+            cx.error(
+                raw.method.span().start,
+                format!(
+                    "`{}` is not an HTTP method teamgate sends",
+                    raw.method.get_ref()
+                ),
+            );
             None
         }
     };
@@ -505,7 +643,10 @@ fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option
         cx.error(raw.path.span().start, "a step path must start with `/`");
     }
     if raw.path.get_ref().contains('?') {
-        cx.error(raw.path.span().start, "put query parameters in `query`, not in the path");
+        cx.error(
+            raw.path.span().start,
+            "put query parameters in `query`, not in the path",
+        );
     }
     let path = cx.text(&raw.path, false);
     let mut query = Vec::new();
@@ -521,16 +662,22 @@ fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option
             headers.push((h, t));
         }
     }
-    let body = raw.body.as_ref().and_then(|b| match ValueTemplate::compile(b.get_ref()) {
-        Ok(t) => Some(t),
-        Err(reason) => {
-            cx.error(b.span().start, format!("body: {reason}"));
-            None
-        }
-    });
+    let body = raw
+        .body
+        .as_ref()
+        .and_then(|b| match ValueTemplate::compile(b.get_ref()) {
+            Ok(t) => Some(t),
+            Err(reason) => {
+                cx.error(b.span().start, format!("body: {reason}"));
+                None
+            }
+        });
     let require = raw.require.iter().filter_map(|r| cx.expr(r)).collect();
     let step = Step {
-        name: raw.name.clone().unwrap_or_else(|| format!("step{}", index + 1)),
+        name: raw
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("step{}", index + 1)),
         method: method?,
         path: path?,
         query,
@@ -551,7 +698,11 @@ fn cross_check(cx: &mut Ctx, raw: &MappingFile, ops: &BTreeMap<Operation, Operat
         let Some(plan) = Operation::parse(name).and_then(|op| ops.get(&op)) else {
             continue;
         };
-        let refs = [("read", plan.read), ("then", plan.then), ("resolve_user", plan.resolve_user)];
+        let refs = [
+            ("read", plan.read),
+            ("then", plan.then),
+            ("resolve_user", plan.resolve_user),
+        ];
         for (key, target) in refs {
             if let Some(target) = target {
                 if !ops.contains_key(&target) {
@@ -563,12 +714,19 @@ fn cross_check(cx: &mut Ctx, raw: &MappingFile, ops: &BTreeMap<Operation, Operat
             }
         }
         if plan.member_set && !ops.contains_key(&Operation::ListMembers) {
-            cx.error(at, format!("[operations.{name}]: style `member_set` needs [operations.list_members]"));
+            cx.error(
+                at,
+                format!("[operations.{name}]: style `member_set` needs [operations.list_members]"),
+            );
         }
         if plan.resolve_user.is_some() && raw.user.is_none() {
-            cx.error(at, format!("[operations.{name}]: `resolve_user` needs a [user] table"));
+            cx.error(
+                at,
+                format!("[operations.{name}]: `resolve_user` needs a [user] table"),
+            );
         }
-        if matches!(plan.op, Operation::ListMembers | Operation::AddMember) && raw.member.is_none() {
+        if matches!(plan.op, Operation::ListMembers | Operation::AddMember) && raw.member.is_none()
+        {
             cx.error(at, format!("[operations.{name}] needs a [member] table"));
         }
     }

@@ -279,12 +279,17 @@ impl Backend {
         let (items, next) = match &plan.paging {
             Paging::Pages { total, has_more } => {
                 // Offsets from our own cursors are multiples of the page size.
-                ctx["page"] = json!({ "number": offset / size + 1, "size": size, "offset": offset });
+                ctx["page"] =
+                    json!({ "number": offset / size + 1, "size": size, "offset": offset });
                 self.run_steps(plan, ctx).await?;
                 let raw = self.items(plan, ctx);
                 let raw_len = raw.len();
                 let more = match (has_more, total) {
-                    (Some(h), _) => h.eval(ctx).ok().flatten().is_some_and(|v| v == Value::Bool(true)),
+                    (Some(h), _) => h
+                        .eval(ctx)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|v| v == Value::Bool(true)),
                     (None, Some(t)) => t
                         .eval(ctx)
                         .ok()
@@ -311,8 +316,14 @@ impl Backend {
                 offset: offset + size,
             })
         });
-        let key = if req.op == Operation::ListTeams { "teams" } else { "users" };
-        Ok(CanonicalResponse::ok(json!({ key: items, "next_cursor": next_cursor })))
+        let key = if req.op == Operation::ListTeams {
+            "teams"
+        } else {
+            "users"
+        };
+        Ok(CanonicalResponse::ok(
+            json!({ key: items, "next_cursor": next_cursor }),
+        ))
     }
 
     fn items(&self, plan: &OperationPlan, ctx: &Ctx) -> Vec<Value> {
@@ -324,7 +335,12 @@ impl Backend {
 
     /// Canonical list items, hidden teams removed and the canonical filters applied (vendors
     /// filter differently or not at all; the canonical meaning is the same on every backend).
-    fn list_items(&self, op: Operation, raw: Vec<Value>, query: &std::collections::BTreeMap<String, String>) -> Vec<Value> {
+    fn list_items(
+        &self,
+        op: Operation,
+        raw: Vec<Value>,
+        query: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<Value> {
         let lower = |k: &str| query.get(k).map(|v| v.to_lowercase());
         let (name, q, email) = (lower("name"), lower("q"), lower("email"));
         let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_lowercase();
@@ -336,7 +352,8 @@ impl Backend {
                     }
                     let team = self.read_team(&item);
                     let keep = name.as_ref().is_none_or(|n| text(&team, "name") == *n)
-                        && q.as_ref().is_none_or(|q| text(&team, "name").contains(q.as_str()));
+                        && q.as_ref()
+                            .is_none_or(|q| text(&team, "name").contains(q.as_str()));
                     keep.then_some(team)
                 }
                 _ => {
@@ -361,7 +378,10 @@ impl Backend {
         req: &CanonicalRequest,
         ctx: &mut Ctx,
     ) -> Result<CanonicalResponse, Problem> {
-        let user_id = match (&req.user_id, req.input.get("user_id").and_then(Value::as_str)) {
+        let user_id = match (
+            &req.user_id,
+            req.input.get("user_id").and_then(Value::as_str),
+        ) {
             (Some(path_user), _) => path_user.clone(),
             (None, Some(id)) => id.to_string(),
             (None, None) => self.resolve_email(plan, req).await?,
@@ -389,7 +409,11 @@ impl Backend {
             already = true;
         }
         let member = self.member_after_change(req, &user_id).await?;
-        let status = if already || req.op == Operation::UpdateMember { 200 } else { 201 };
+        let status = if already || req.op == Operation::UpdateMember {
+            200
+        } else {
+            201
+        };
         Ok(CanonicalResponse {
             status,
             body: Some(member),
@@ -430,7 +454,11 @@ impl Backend {
     }
 
     /// The member as the vendor now has it, read back from a fresh member list.
-    async fn member_after_change(&self, req: &CanonicalRequest, user_id: &str) -> Result<Value, Problem> {
+    async fn member_after_change(
+        &self,
+        req: &CanonicalRequest,
+        user_id: &str,
+    ) -> Result<Value, Problem> {
         let mut list_req = CanonicalRequest::new(Operation::ListMembers);
         list_req.team_id = req.team_id.clone();
         let mut ctx = self.context(&list_req);
@@ -448,8 +476,16 @@ impl Backend {
             })
     }
 
-    async fn resolve_email(&self, plan: &OperationPlan, req: &CanonicalRequest) -> Result<String, Problem> {
-        let email = req.input.get("email").and_then(Value::as_str).unwrap_or_default();
+    async fn resolve_email(
+        &self,
+        plan: &OperationPlan,
+        req: &CanonicalRequest,
+    ) -> Result<String, Problem> {
+        let email = req
+            .input
+            .get("email")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let Some(via) = plan.resolve_user else {
             return Err(Problem::invalid(format!(
                 "backend `{}` cannot look users up by email; give `user_id`",
@@ -471,7 +507,12 @@ impl Backend {
             .and_then(|users| users.first())
             .and_then(|u| u["id"].as_str())
             .map(str::to_string)
-            .ok_or_else(|| Problem::invalid(format!("no user with email {email:?} on backend `{}`", self.name)))
+            .ok_or_else(|| {
+                Problem::invalid(format!(
+                    "no user with email {email:?} on backend `{}`",
+                    self.name
+                ))
+            })
     }
 
     fn members_from(&self, plan: &OperationPlan, ctx: &Ctx) -> Result<Vec<Value>, Problem> {
@@ -524,7 +565,9 @@ impl Backend {
             .filter(Value::is_object)
             .ok_or_else(|| bad_answer("the answer has no team object"))?;
         if self.is_hidden(&object) {
-            return Err(Problem::not_found("the team does not exist (it was deleted)"));
+            return Err(Problem::not_found(
+                "the team does not exist (it was deleted)",
+            ));
         }
         Ok(self.read_team(&object))
     }
@@ -581,29 +624,34 @@ impl Backend {
                 .headers
                 .get(self.mapping.error_format.retry_after_header.as_str())
                 .and_then(|v| v.to_str().ok());
-            let vendor_error =
-                self.mapping
-                    .error_format
-                    .detect(answer.status, body.as_ref().and_then(|b| b.as_ref().ok()), retry_after);
+            let vendor_error = self.mapping.error_format.detect(
+                answer.status,
+                body.as_ref().and_then(|b| b.as_ref().ok()),
+                retry_after,
+            );
             match (vendor_error, body) {
                 (Some(err), _) => {
-                    self.metrics.upstream(&self.name, plan.op.name(), UpstreamOutcome::VendorError);
+                    self.metrics
+                        .upstream(&self.name, plan.op.name(), UpstreamOutcome::VendorError);
                     match classify(&plan.errors, &self.mapping.error_rules, plan.op, &err) {
                         Outcome::AlreadyDone => return Ok(Flow::AlreadyDone),
                         Outcome::Code(code) => return Err(vendor_problem(code, err, &step.name)),
                     }
                 }
                 (None, Some(Err(()))) => {
-                    self.metrics.upstream(&self.name, plan.op.name(), UpstreamOutcome::BadAnswer);
+                    self.metrics
+                        .upstream(&self.name, plan.op.name(), UpstreamOutcome::BadAnswer);
                     return Err(bad_answer(&format!(
                         "the answer to step `{}` (HTTP {}) is not valid JSON",
                         step.name, answer.status
                     )));
                 }
                 (None, body) => {
-                    self.metrics.upstream(&self.name, plan.op.name(), UpstreamOutcome::Ok);
+                    self.metrics
+                        .upstream(&self.name, plan.op.name(), UpstreamOutcome::Ok);
                     let body = body.and_then(Result::ok).unwrap_or(Value::Null);
-                    ctx["steps"][step.name.as_str()] = json!({ "status": answer.status, "body": body });
+                    ctx["steps"][step.name.as_str()] =
+                        json!({ "status": answer.status, "body": body });
                 }
             }
             for required in &step.require {
@@ -630,17 +678,33 @@ impl Backend {
             .path
             .render(ctx, "", Escape::PathSegment)
             .map_err(convert_problem)?
-            .ok_or_else(|| Problem::internal(format!("step `{}`: a path parameter is missing", step.name)))?;
+            .ok_or_else(|| {
+                Problem::internal(format!("step `{}`: a path parameter is missing", step.name))
+            })?;
         let mut url = format!("{}{}", self.base_url, path);
         let mut pairs = Vec::new();
         for (key, template) in self.mapping.auth.query.iter() {
-            if let Some(v) = template.render(ctx, secret, Escape::None).map_err(convert_problem)? {
-                pairs.push(format!("{}={}", encode_component(key), encode_component(&v)));
+            if let Some(v) = template
+                .render(ctx, secret, Escape::None)
+                .map_err(convert_problem)?
+            {
+                pairs.push(format!(
+                    "{}={}",
+                    encode_component(key),
+                    encode_component(&v)
+                ));
             }
         }
         for (key, template) in &step.query {
-            if let Some(v) = template.render(ctx, "", Escape::None).map_err(convert_problem)? {
-                pairs.push(format!("{}={}", encode_component(key), encode_component(&v)));
+            if let Some(v) = template
+                .render(ctx, "", Escape::None)
+                .map_err(convert_problem)?
+            {
+                pairs.push(format!(
+                    "{}={}",
+                    encode_component(key),
+                    encode_component(&v)
+                ));
             }
         }
         if !pairs.is_empty() {
@@ -649,19 +713,32 @@ impl Backend {
         }
         let mut headers = HeaderMap::new();
         let header_value = |text: String| {
-            HeaderValue::from_str(&text).map_err(|_| Problem::invalid("a value cannot be sent in a header"))
+            HeaderValue::from_str(&text)
+                .map_err(|_| Problem::invalid("a value cannot be sent in a header"))
         };
-        headers.insert(http::header::ACCEPT, header_value(self.mapping.request.accept.clone())?);
-        headers.insert(http::header::USER_AGENT, HeaderValue::from_static("teamgate"));
+        headers.insert(
+            http::header::ACCEPT,
+            header_value(self.mapping.request.accept.clone())?,
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static("teamgate"),
+        );
         for (name, template) in &self.mapping.auth.headers {
-            if let Some(v) = template.render(ctx, secret, Escape::None).map_err(convert_problem)? {
+            if let Some(v) = template
+                .render(ctx, secret, Escape::None)
+                .map_err(convert_problem)?
+            {
                 let mut value = header_value(v)?;
                 value.set_sensitive(true);
                 headers.insert(name.clone(), value);
             }
         }
         for (name, template) in &step.headers {
-            if let Some(v) = template.render(ctx, "", Escape::None).map_err(convert_problem)? {
+            if let Some(v) = template
+                .render(ctx, "", Escape::None)
+                .map_err(convert_problem)?
+            {
                 headers.insert(name.clone(), header_value(v)?);
             }
         }
@@ -686,7 +763,11 @@ impl Backend {
         })
     }
 
-    async fn send(&self, op: Operation, request: UpstreamRequest) -> Result<UpstreamResponse, Problem> {
+    async fn send(
+        &self,
+        op: Operation,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse, Problem> {
         tracing::debug!(backend = %self.name, operation = op.name(), method = %request.method, "Sending upstream request");
         self.transport.send(request).await.map_err(|e| {
             let outcome = match e {
@@ -743,7 +824,10 @@ fn convert_problem(e: ConvertError) -> Problem {
     if e.root == "path" {
         Problem::not_found("no resource with that id on this backend")
     } else {
-        Problem::invalid(format!("a value cannot be sent to this backend: {}", e.reason))
+        Problem::invalid(format!(
+            "a value cannot be sent to this backend: {}",
+            e.reason
+        ))
     }
 }
 
@@ -760,11 +844,16 @@ fn not_a_member(user_id: &str, req: &CanonicalRequest) -> Problem {
 
 fn vendor_problem(code: ErrorCode, err: VendorError, step: &str) -> Problem {
     let detail = match &err.message {
-        Some(m) => format!("the backend answered HTTP {} to step `{step}`: {m}", err.status),
+        Some(m) => format!(
+            "the backend answered HTTP {} to step `{step}`: {m}",
+            err.status
+        ),
         None => format!("the backend answered HTTP {} to step `{step}`", err.status),
     };
     let mut problem = Problem::new(code, detail);
-    problem.retry_after = err.retry_after.or((code == ErrorCode::RateLimited).then_some(1));
+    problem.retry_after = err
+        .retry_after
+        .or((code == ErrorCode::RateLimited).then_some(1));
     problem.upstream = Some(UpstreamDetail {
         status: err.status,
         code: err.code,

@@ -139,10 +139,20 @@ mod tests {
     fn an_error_object_inside_a_200_is_an_error_unless_its_code_is_ok() {
         let f = format();
         let err = f
-            .detect(200, Some(&json!({"error": {"code": "ResourceNotFound", "message": "m"}})), None)
+            .detect(
+                200,
+                Some(&json!({"error": {"code": "ResourceNotFound", "message": "m"}})),
+                None,
+            )
             .unwrap();
         assert_eq!(err.code.as_deref(), Some("ResourceNotFound"));
-        assert!(f.detect(200, Some(&json!({"error": {"code": "OK"}, "data": {}})), None).is_none());
+        assert!(f
+            .detect(
+                200,
+                Some(&json!({"error": {"code": "OK"}, "data": {}})),
+                None
+            )
+            .is_none());
         assert!(f.detect(200, Some(&json!({"data": {}})), None).is_none());
         assert!(f.detect(503, None, Some("7")).unwrap().retry_after == Some(7));
     }
@@ -172,9 +182,26 @@ mod tests {
             retry_after: None,
         };
         let add = Operation::AddMember;
-        assert_eq!(classify(&[], &rules, add, &e(400, "User is already added to this team")), Outcome::AlreadyDone);
-        assert_eq!(classify(&[], &rules, Operation::CreateTeam, &e(400, "already added")), Outcome::Code(ErrorCode::InvalidRequest));
-        assert_eq!(classify(&[], &rules, Operation::CreateTeam, &e(409, "whatever")), Outcome::Code(ErrorCode::NameTaken));
-        assert_eq!(classify(&[], &rules, add, &e(500, "")), Outcome::Code(ErrorCode::UpstreamError));
+        assert_eq!(
+            classify(
+                &[],
+                &rules,
+                add,
+                &e(400, "User is already added to this team")
+            ),
+            Outcome::AlreadyDone
+        );
+        assert_eq!(
+            classify(&[], &rules, Operation::CreateTeam, &e(400, "already added")),
+            Outcome::Code(ErrorCode::InvalidRequest)
+        );
+        assert_eq!(
+            classify(&[], &rules, Operation::CreateTeam, &e(409, "whatever")),
+            Outcome::Code(ErrorCode::NameTaken)
+        );
+        assert_eq!(
+            classify(&[], &rules, add, &e(500, "")),
+            Outcome::Code(ErrorCode::UpstreamError)
+        );
     }
 }

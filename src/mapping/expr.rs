@@ -5,7 +5,8 @@
 //!
 //! Pipes: `int` (a number, or a string of digits, as a JSON integer), `ints` (each element),
 //! `str` (a scalar as a string), `strs`, `first`, `count` (length of an array), `lower`,
-//! `or(<expression>)` (the fallback when the value is absent or null).
+//! `or(<expression>)` (the fallback when the value is absent or null), `default(<JSON>)`
+//! (a literal fallback).
 
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::parser::parse_json_path;
@@ -33,6 +34,7 @@ enum Pipe {
     Count,
     Lower,
     Or(Box<Expr>),
+    Default(Value),
 }
 
 /// A value that could not be converted as a pipe asked.
@@ -51,10 +53,12 @@ impl Expr {
         let mut parts = split_pipes(source).into_iter();
         let path = parts.next().unwrap_or_default().trim().to_string();
         if !path.starts_with('$') {
-            return Err(format!("`{source}` is not a JSONPath (it must start with `$`)"));
+            return Err(format!(
+                "`{source}` is not a JSONPath (it must start with `$`)"
+            ));
         }
-        let query = parse_json_path(&path)
-            .map_err(|e| format!("`{path}` is not a valid JSONPath: {e}"))?;
+        let query =
+            parse_json_path(&path).map_err(|e| format!("`{path}` is not a valid JSONPath: {e}"))?;
         let root = path
             .strip_prefix("$.")
             .map(|rest| {
@@ -75,14 +79,17 @@ impl Expr {
                 "first" => Pipe::First,
                 "count" => Pipe::Count,
                 "lower" => Pipe::Lower,
-                _ => match pipe
-                    .strip_prefix("or(")
-                    .and_then(|rest| rest.strip_suffix(')'))
-                {
-                    Some(inner) => Pipe::Or(Box::new(Expr::parse(inner)?)),
-                    None => {
+                _ => match (
+                    pipe.strip_prefix("or(").and_then(|r| r.strip_suffix(')')),
+                    pipe.strip_prefix("default(").and_then(|r| r.strip_suffix(')')),
+                ) {
+                    (Some(inner), _) => Pipe::Or(Box::new(Expr::parse(inner)?)),
+                    (_, Some(literal)) => Pipe::Default(serde_json::from_str(literal).map_err(
+                        |e| format!("`{pipe}`: the default must be a JSON literal ({e})"),
+                    )?),
+                    _ => {
                         return Err(format!(
-                            "unknown pipe `{pipe}` (known: int, ints, str, strs, first, count, lower, or(...))"
+                            "unknown pipe `{pipe}` (known: int, ints, str, strs, first, count, lower, or(...), default(...))"
                         ))
                     }
                 },
@@ -130,15 +137,21 @@ impl Expr {
         Ok(value)
     }
 
-    fn apply(&self, pipe: &Pipe, value: Option<Value>, ctx: &Value) -> Result<Option<Value>, ConvertError> {
+    fn apply(
+        &self,
+        pipe: &Pipe,
+        value: Option<Value>,
+        ctx: &Value,
+    ) -> Result<Option<Value>, ConvertError> {
         let Some(value) = value else {
             return match pipe {
                 Pipe::Or(fallback) => fallback.eval(ctx),
+                Pipe::Default(literal) => Ok(Some(literal.clone())),
                 _ => Ok(None),
             };
         };
         let out = match pipe {
-            Pipe::Or(_) => value,
+            Pipe::Or(_) | Pipe::Default(_) => value,
             Pipe::Int => self.to_int(&value)?,
             Pipe::Ints => Value::Array(
                 self.array(&value)?
@@ -260,6 +273,8 @@ mod tests {
         assert_eq!(eval("$.ids | count", &ctx), Some(json!(2)));
         assert_eq!(eval("$.x | or($.y) | lower", &ctx), Some(json!("y")));
         assert_eq!(eval("$.ids | first | str", &ctx), Some(json!("1")));
+        assert_eq!(eval("$.x | default(\"\")", &ctx), Some(json!("")));
+        assert_eq!(eval("$.x | default([])", &ctx), Some(json!([])));
         let err = Expr::parse("$.bad | int").unwrap().eval(&ctx).unwrap_err();
         assert_eq!(err.root, "bad");
     }
@@ -267,7 +282,10 @@ mod tests {
     #[test]
     fn filters_with_logical_or_are_not_pipes() {
         let ctx = json!({"t": [{"a": 1}, {"a": 2}, {"a": 3}]});
-        assert_eq!(eval("$.t[?@.a == 1 || @.a == 3].a", &ctx), Some(json!([1, 3])));
+        assert_eq!(
+            eval("$.t[?@.a == 1 || @.a == 3].a", &ctx),
+            Some(json!([1, 3]))
+        );
         assert_eq!(eval("$.t[?@.a == 2] | first", &ctx), Some(json!({"a": 2})));
     }
 

@@ -187,7 +187,9 @@ fn plain_members(source: &str) -> Option<Vec<String>> {
     let rest = source.strip_prefix("$.")?;
     let names: Vec<String> = rest.split('.').map(str::to_string).collect();
     let plain = names.iter().all(|n| {
-        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     });
     (plain && !source.contains('|')).then_some(names)
 }
@@ -223,16 +225,24 @@ mod tests {
             fields: vec![
                 field("id", "$.id", Kind::Id),
                 field("name", "$.attributes.name", Kind::Text),
-                field("created_at", "$.attributes.created", Kind::Time(TimeFormat::UnixSeconds)),
+                field(
+                    "created_at",
+                    "$.attributes.created",
+                    Kind::Time(TimeFormat::UnixSeconds),
+                ),
             ],
         };
-        let vendor = json!({"id": 5, "type": "team", "attributes": {"name": "A", "created": 0, "x": 1}});
+        let vendor =
+            json!({"id": 5, "type": "team", "attributes": {"name": "A", "created": 0, "x": 1}});
         let team = map.read(&vendor, &["id", "name", "description", "created_at"], None);
         assert_eq!(team["id"], "5");
         assert_eq!(team["name"], "A");
         assert_eq!(team["description"], Value::Null);
         assert_eq!(team["created_at"], "1970-01-01T00:00:00Z");
-        assert_eq!(team["vendor"], json!({"type": "team", "attributes": {"x": 1}}));
+        assert_eq!(
+            team["vendor"],
+            json!({"type": "team", "attributes": {"x": 1}})
+        );
     }
 
     #[test]
@@ -241,10 +251,16 @@ mod tests {
             fields: vec![field(
                 "role",
                 "$.permission",
-                Kind::Role(vec![("admin".into(), json!(4)), ("member".into(), json!(0))]),
+                Kind::Role(vec![
+                    ("admin".into(), json!(4)),
+                    ("member".into(), json!(0)),
+                ]),
             )],
         };
-        assert_eq!(map.read(&json!({"permission": 4}), &["role"], None)["role"], "admin");
+        assert_eq!(
+            map.read(&json!({"permission": 4}), &["role"], None)["role"],
+            "admin"
+        );
         assert_eq!(map.vendor_role("member"), Some(json!(0)));
         assert_eq!(
             time_to_rfc3339(&json!("2024-01-02T03:04:05+02:00"), TimeFormat::Rfc3339).unwrap(),

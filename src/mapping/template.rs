@@ -63,9 +63,7 @@ impl TextTemplate {
             let inner = after[..close].trim();
             if inner == "credential" {
                 if !allow_credential {
-                    return Err(
-                        "`{credential}` may only be used in the [auth] section".to_string()
-                    );
+                    return Err("`{credential}` may only be used in the [auth] section".to_string());
                 }
                 parts.push(Part::Credential);
             } else {
@@ -230,7 +228,9 @@ mod tests {
         assert!(TextTemplate::parse("Bearer {credential}", false).is_err());
         let t = TextTemplate::parse("Bearer {credential}", true).unwrap();
         assert_eq!(
-            t.render(&json!({}), "s3cret", Escape::None).unwrap().unwrap(),
+            t.render(&json!({}), "s3cret", Escape::None)
+                .unwrap()
+                .unwrap(),
             "Bearer s3cret"
         );
     }

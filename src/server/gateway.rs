@@ -48,9 +48,17 @@ impl Gateway {
         span.record("operation", label_op);
         span.record("backend", label_backend.as_str());
         let status = response.status().as_u16();
-        self.metrics
-            .request(label_op, &label_backend, status, started.elapsed().as_secs_f64());
-        tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "Request answered");
+        self.metrics.request(
+            label_op,
+            &label_backend,
+            status,
+            started.elapsed().as_secs_f64(),
+        );
+        tracing::info!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Request answered"
+        );
         let mut response = response;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -59,7 +67,11 @@ impl Gateway {
     }
 
     /// Returns the metric labels (operation, backend) with the response.
-    async fn dispatch<B>(&self, req: Request<B>, request_id: &str) -> (&'static str, String, Response<Body>)
+    async fn dispatch<B>(
+        &self,
+        req: Request<B>,
+        request_id: &str,
+    ) -> (&'static str, String, Response<Body>)
     where
         B: http_body::Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -69,16 +81,38 @@ impl Gateway {
             Ok(Route::Operation(c)) => c,
             Ok(Route::Metrics) => {
                 let body = self.metrics.render();
-                return ("metrics", "none".into(), text(StatusCode::OK, "text/plain; version=0.0.4", body));
+                return (
+                    "metrics",
+                    "none".into(),
+                    text(StatusCode::OK, "text/plain; version=0.0.4", body),
+                );
             }
-            Ok(Route::Health) => return ("health", "none".into(), json_response(200, &json!({"status": "ok"}))),
-            Ok(Route::Backends) => return ("list_backends", "none".into(), json_response(200, &self.describe())),
+            Ok(Route::Health) => {
+                return (
+                    "health",
+                    "none".into(),
+                    json_response(200, &json!({"status": "ok"})),
+                )
+            }
+            Ok(Route::Backends) => {
+                return (
+                    "list_backends",
+                    "none".into(),
+                    json_response(200, &self.describe()),
+                )
+            }
             Err(p) => return ("unrouted", "none".into(), problem_response(&p, request_id)),
         };
         let op = canonical.op;
         let backend = match self.select_backend(&req) {
             Ok(b) => b,
-            Err(p) => return (op.name(), "unknown".into(), problem_response(&p, request_id)),
+            Err(p) => {
+                return (
+                    op.name(),
+                    "unknown".into(),
+                    problem_response(&p, request_id),
+                )
+            }
         };
         let name = backend.name.clone();
         let result = async {
@@ -89,7 +123,9 @@ impl Gateway {
                 (Operation::AddMember, Some(b)) => validate::member_input(&b)?,
                 (Operation::UpdateMember, Some(b)) => validate::member_role_input(&b)?,
                 (_, None) => Default::default(),
-                (_, Some(_)) => return Err(Problem::invalid(format!("{} takes no body", op.name()))),
+                (_, Some(_)) => {
+                    return Err(Problem::invalid(format!("{} takes no body", op.name())))
+                }
             };
             backend.execute(&canonical).await
         }
@@ -116,7 +152,11 @@ impl Gateway {
             let names: Vec<&String> = self.backends.keys().collect();
             Problem::invalid(format!(
                 "unknown backend {name:?} in Teamgate-Backend; configured: {}",
-                names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .with_extra("backends", json!(names))
         })
@@ -163,14 +203,21 @@ fn request_id<B>(req: &Request<B>) -> String {
 }
 
 /// Reads and parses the body of operations that take one.
-async fn read_json_body<B>(req: Request<B>, op: Operation, max: usize) -> Result<Option<Value>, Problem>
+async fn read_json_body<B>(
+    req: Request<B>,
+    op: Operation,
+    max: usize,
+) -> Result<Option<Value>, Problem>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let takes_body = matches!(
         op,
-        Operation::CreateTeam | Operation::UpdateTeam | Operation::AddMember | Operation::UpdateMember
+        Operation::CreateTeam
+            | Operation::UpdateTeam
+            | Operation::AddMember
+            | Operation::UpdateMember
     );
     let declared_length = req
         .headers()
@@ -184,13 +231,21 @@ where
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     let (_, body) = req.into_parts();
     let bytes = Limited::new(body, max)
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 too_large(max)
             } else {
                 Problem::invalid("the request body could not be read")
@@ -204,9 +259,9 @@ where
             Err(Problem::invalid(format!("{} takes no body", op.name())))
         };
     }
-    let is_json = content_type
-        .as_deref()
-        .is_some_and(|ct| ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json")));
+    let is_json = content_type.as_deref().is_some_and(|ct| {
+        ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+    });
     if !is_json {
         return Err(Problem::new(
             ErrorCode::UnsupportedMediaType,
@@ -214,7 +269,9 @@ where
         ));
     }
     if bytes.is_empty() {
-        return Err(Problem::invalid("the body is empty; a JSON object is expected"));
+        return Err(Problem::invalid(
+            "the body is empty; a JSON object is expected",
+        ));
     }
     serde_json::from_slice(&bytes)
         .map(Some)
@@ -222,7 +279,10 @@ where
 }
 
 fn too_large(max: usize) -> Problem {
-    Problem::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {max} bytes"))
+    Problem::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the body is larger than {max} bytes"),
+    )
 }
 
 fn success_response(answer: CanonicalResponse) -> Response<Body> {
@@ -235,7 +295,9 @@ fn success_response(answer: CanonicalResponse) -> Response<Body> {
         }
     };
     if let Some(location) = answer.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        response.headers_mut().insert(http::header::LOCATION, location);
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
     }
     response
 }
@@ -266,8 +328,9 @@ pub fn problem_response(problem: &Problem, request_id: &str) -> Response<Body> {
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     response
 }

@@ -40,11 +40,17 @@ fn to_problem(result: Result<Response<Body>, BoxError>) -> Response<Body> {
     match result {
         Ok(response) => response,
         Err(e) if e.is::<tower::load_shed::error::Overloaded>() => problem_response(
-            &Problem::new(ErrorCode::UpstreamUnavailable, "teamgate is at its concurrency limit; retry shortly"),
+            &Problem::new(
+                ErrorCode::UpstreamUnavailable,
+                "teamgate is at its concurrency limit; retry shortly",
+            ),
             "",
         ),
         Err(e) if e.is::<tower::timeout::error::Elapsed>() => problem_response(
-            &Problem::new(ErrorCode::UpstreamTimeout, "the request took longer than the configured request timeout"),
+            &Problem::new(
+                ErrorCode::UpstreamTimeout,
+                "the request took longer than the configured request timeout",
+            ),
             "",
         ),
         Err(_) => problem_response(&Problem::internal("the request failed"), ""),

@@ -8,7 +8,9 @@ pub struct Flashcat {
 
 impl Flashcat {
     pub fn new(credential: &str) -> Self {
-        Flashcat { _credential: credential.to_string() }
+        Flashcat {
+            _credential: credential.to_string(),
+        }
     }
 }
 

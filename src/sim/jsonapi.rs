@@ -8,7 +8,9 @@ pub struct JsonApi {
 
 impl JsonApi {
     pub fn new(credential: &str) -> Self {
-        JsonApi { _credential: credential.to_string() }
+        JsonApi {
+            _credential: credential.to_string(),
+        }
     }
 }
 

@@ -81,7 +81,11 @@ impl SimRequest {
         let segments = raw_path
             .split('/')
             .skip(1)
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .collect();
         let query = raw_query.as_deref().map(parse_form).unwrap_or_default();
         SimRequest {
@@ -385,11 +389,10 @@ async fn serve_one(
             )],
             body: Bytes::from_static(b"{\"data\": [tru"),
         },
-        Some(Fault::RateLimited { retry_after_secs }) => SimResponse::json(
-            429,
-            serde_json::json!({"message": "Too many requests"}),
-        )
-        .with_header("retry-after", &retry_after_secs.to_string()),
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            SimResponse::json(429, serde_json::json!({"message": "Too many requests"}))
+                .with_header("retry-after", &retry_after_secs.to_string())
+        }
         Some(Fault::Latency(delay)) => {
             tokio::time::sleep(delay).await;
             shared.vendor.lock().expect("vendor lock").handle(&sim_req)

@@ -17,12 +17,36 @@ pub struct Person {
 
 /// Everyone, in id order. Index 0 is the account owner.
 pub const PEOPLE: &[Person] = &[
-    Person { name: "Ada Admin", email: "ada@example.com", login: "ada" },
-    Person { name: "Bob Builder", email: "bob@example.com", login: "bob" },
-    Person { name: "Carol Chen", email: "carol@example.com", login: "carol" },
-    Person { name: "Dan Dietrich", email: "dan@example.com", login: "dan" },
-    Person { name: "Eve Ekström", email: "eve@example.com", login: "eve" },
-    Person { name: "Frank Ó Fiach", email: "frank@example.com", login: "frank" },
+    Person {
+        name: "Ada Admin",
+        email: "ada@example.com",
+        login: "ada",
+    },
+    Person {
+        name: "Bob Builder",
+        email: "bob@example.com",
+        login: "bob",
+    },
+    Person {
+        name: "Carol Chen",
+        email: "carol@example.com",
+        login: "carol",
+    },
+    Person {
+        name: "Dan Dietrich",
+        email: "dan@example.com",
+        login: "dan",
+    },
+    Person {
+        name: "Eve Ekström",
+        email: "eve@example.com",
+        login: "eve",
+    },
+    Person {
+        name: "Frank Ó Fiach",
+        email: "frank@example.com",
+        login: "frank",
+    },
 ];
 
 /// Grafana user ids: integers; 1 is Grafana's built-in `admin`, so people start at 2.

@@ -1,0 +1,171 @@
+//! Test support: start vendor simulators and a proxy in front of them on loopback ports,
+//! and talk to the proxy over real HTTP.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use teamgate::metrics::Metrics;
+use teamgate::sim::{self, SimHandle};
+use tokio::sync::oneshot;
+
+/// The credential every test simulator accepts; handed to the proxy through the environment.
+pub const CREDENTIAL: &str = "test-credential-9f8e7d";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A proxy with one simulator per backend.
+pub struct Harness {
+    pub base: String,
+    pub sims: BTreeMap<String, SimHandle>,
+    pub metrics: Arc<Metrics>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _stop: oneshot::Sender<()>,
+}
+
+/// An answer from the proxy.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Starts one simulator per backend name (named as its kind) and a proxy in front of them.
+pub async fn start(backends: &[&str]) -> Harness {
+    let mut sims = BTreeMap::new();
+    let mut config = String::from("listen = \"127.0.0.1:0\"\n");
+    config.push_str(&format!("default_backend = \"{}\"\n", backends[0]));
+    for name in backends {
+        let vendor = sim::new_vendor(name, CREDENTIAL).expect("known simulator");
+        let handle = sim::spawn_local(vendor).await.expect("simulator starts");
+        let var = format!("TEAMGATE_TEST_{}_CREDENTIAL", name.to_uppercase());
+        std::env::set_var(&var, CREDENTIAL);
+        config.push_str(&format!(
+            "[backends.{name}]\nmapping = \"mappings/{name}.toml\"\nbase_url = \"{}\"\ncredential_env = \"{var}\"\ntimeout_ms = 5000\n",
+            handle.base_url()
+        ));
+        sims.insert(name.to_string(), handle);
+    }
+    let checked = teamgate::config::check_source(&repo_root().join("test-config.toml"), &config)
+        .unwrap_or_else(|e| panic!("config does not check: {e:?}"));
+    let app = teamgate::App::build(checked).await.expect("app builds");
+    let metrics = app.metrics.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Harness {
+        base,
+        sims,
+        metrics,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        _stop: stop,
+    }
+}
+
+impl Harness {
+    pub fn sim(&self, backend: &str) -> &SimHandle {
+        &self.sims[backend]
+    }
+
+    /// Sends a request to the proxy. `path` is sent as written (already encoded).
+    pub async fn call(
+        &self,
+        backend: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path))
+            .header("teamgate-backend", backend);
+        let bytes = match body {
+            Some(v) => {
+                builder = builder.header("content-type", "application/json");
+                Bytes::from(v.to_string())
+            }
+            None => Bytes::new(),
+        };
+        self.send(builder.body(Full::new(bytes)).unwrap()).await
+    }
+
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
+        let response = self.client.request(request).await.expect("proxy answers");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    pub async fn get(&self, backend: &str, path: &str) -> Answer {
+        self.call(backend, Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, backend: &str, path: &str, body: Value) -> Answer {
+        self.call(backend, Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, backend: &str, path: &str, body: Value) -> Answer {
+        self.call(backend, Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, backend: &str, path: &str) -> Answer {
+        self.call(backend, Method::DELETE, path, None).await
+    }
+
+    /// Creates a team and returns its canonical id.
+    pub async fn create_team(&self, backend: &str, name: &str) -> String {
+        let a = self
+            .post(backend, "/v1/teams", serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(a.status, 201, "create {name} on {backend}: {}", a.text);
+        a.body["id"].as_str().expect("string id").to_string()
+    }
+
+    /// The backend's user id of a person, found by email through the canonical API.
+    pub async fn user_id(&self, backend: &str, email: &str) -> String {
+        let a = self.get(backend, &format!("/v1/users?email={email}")).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let users = a.body["users"].as_array().expect("users");
+        assert_eq!(users.len(), 1, "exactly one user with {email}: {}", a.text);
+        users[0]["id"].as_str().expect("string id").to_string()
+    }
+
+    /// The backend's description from `/v1/backends`.
+    pub async fn describe(&self, backend: &str) -> Value {
+        let a = self.get(backend, "/v1/backends").await;
+        a.body["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == backend)
+            .cloned()
+            .expect("backend listed")
+    }
+}
