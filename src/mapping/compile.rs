@@ -312,7 +312,10 @@ fn rule(
             _ => false,
         };
         if !only_add {
-            cx.error(at, "`already_done` is only meaningful for add_member");
+            cx.error(
+                raw.code.span().start,
+                "`already_done` is only meaningful for add_member",
+            );
         }
     }
     if raw.status.is_none() && raw.vendor_code.is_none() && raw.message_contains.is_none() {
@@ -327,7 +330,11 @@ fn rule(
             Some(StatusFile::One(s)) => vec![*s],
             Some(StatusFile::Many(s)) => s.clone(),
         },
-        vendor_code: raw.vendor_code.clone(),
+        vendor_codes: match &raw.vendor_code {
+            None => Vec::new(),
+            Some(file::OneOrMany::One(c)) => vec![c.clone()],
+            Some(file::OneOrMany::Many(c)) => c.clone(),
+        },
         message_contains: raw.message_contains.as_ref().map(|m| m.to_lowercase()),
         operations,
         outcome,
@@ -730,8 +737,11 @@ fn cross_check(cx: &mut Ctx, raw: &MappingFile, ops: &BTreeMap<Operation, Operat
             cx.error(at, format!("[operations.{name}] needs a [member] table"));
         }
     }
-    if ops.contains_key(&Operation::ListUsers) && raw.user.is_none() {
-        cx.error(0, "[operations.list_users] needs a [user] table");
+    if let (Some(list_users), None) = (raw.operations.get("list_users"), &raw.user) {
+        cx.error(
+            list_users.span().start,
+            "[operations.list_users] needs a [user] table",
+        );
     }
 }
 

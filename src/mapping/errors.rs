@@ -81,7 +81,8 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct ErrorRule {
     pub statuses: Vec<u16>,
-    pub vendor_code: Option<String>,
+    /// Empty: any vendor code.
+    pub vendor_codes: Vec<String>,
     /// Lower case.
     pub message_contains: Option<String>,
     pub operations: Option<Vec<Operation>>,
@@ -91,10 +92,11 @@ pub struct ErrorRule {
 impl ErrorRule {
     fn matches(&self, op: Operation, err: &VendorError) -> bool {
         (self.statuses.is_empty() || self.statuses.contains(&err.status))
-            && self
-                .vendor_code
-                .as_ref()
-                .is_none_or(|c| err.code.as_deref() == Some(c.as_str()))
+            && (self.vendor_codes.is_empty()
+                || err
+                    .code
+                    .as_ref()
+                    .is_some_and(|c| self.vendor_codes.contains(c)))
             && self.message_contains.as_ref().is_none_or(|needle| {
                 err.message
                     .as_deref()
@@ -162,14 +164,14 @@ mod tests {
         let rules = vec![
             ErrorRule {
                 statuses: vec![400],
-                vendor_code: None,
+                vendor_codes: Vec::new(),
                 message_contains: Some("already added".into()),
                 operations: Some(vec![Operation::AddMember]),
                 outcome: Outcome::AlreadyDone,
             },
             ErrorRule {
                 statuses: vec![409],
-                vendor_code: None,
+                vendor_codes: Vec::new(),
                 message_contains: None,
                 operations: None,
                 outcome: Outcome::Code(ErrorCode::NameTaken),

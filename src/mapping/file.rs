@@ -86,14 +86,21 @@ pub struct ErrorsFile {
 pub struct ErrorRuleFile {
     /// One status or several.
     pub status: Option<StatusFile>,
-    /// The vendor's error code must equal this.
-    pub vendor_code: Option<String>,
+    /// The vendor's error code must equal this (or one of these).
+    pub vendor_code: Option<OneOrMany>,
     /// The vendor's message must contain this (case-insensitive): a last resort.
     pub message_contains: Option<String>,
     /// Only for these canonical operations.
     pub operations: Option<Vec<String>>,
     /// The canonical code, or `already_done` (the operation's effect already holds: success).
     pub code: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
