@@ -140,7 +140,7 @@ pub struct Problem {
     pub code: ErrorCode,
     pub detail: String,
     pub backend: Option<String>,
-    pub upstream: Option<UpstreamDetail>,
+    pub upstream: Option<Box<UpstreamDetail>>,
     /// Seconds, for `rate_limited`.
     pub retry_after: Option<u64>,
     /// Extra members (for example `backends` on an unknown backend name).
@@ -247,11 +247,11 @@ mod tests {
     #[test]
     fn problem_body_has_rfc9457_members_and_the_upstream_detail() {
         let mut p = Problem::new(ErrorCode::NameTaken, "taken").with_backend("b1");
-        p.upstream = Some(UpstreamDetail {
+        p.upstream = Some(Box::new(UpstreamDetail {
             status: 409,
             code: None,
             message: Some("Team name taken".into()),
-        });
+        }));
         let body = p.to_json("rid");
         assert_eq!(body["type"], "/problems/name_taken");
         assert_eq!(body["status"], 409);

@@ -854,11 +854,11 @@ fn vendor_problem(code: ErrorCode, err: VendorError, step: &str) -> Problem {
     problem.retry_after = err
         .retry_after
         .or((code == ErrorCode::RateLimited).then_some(1));
-    problem.upstream = Some(UpstreamDetail {
+    problem.upstream = Some(Box::new(UpstreamDetail {
         status: err.status,
         code: err.code,
         message: err.message,
-    });
+    }));
     problem
 }
 

@@ -1,0 +1,98 @@
+//! Criterion benches for the mapping engine, with no network: a canned in-memory transport
+//! answers every vendor call, so the figures are teamgate's own translation cost.
+//!
+//! Run: `cargo bench --bench mapping`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::{json, Map};
+use teamgate::canonical::{CanonicalRequest, Operation, PageRequest};
+use teamgate::mapping::engine::{Backend, Secret};
+use teamgate::mapping::expr::Expr;
+use teamgate::mapping::Mapping;
+use teamgate::metrics::Metrics;
+use teamgate::upstream::{SendFuture, Transport, UpstreamRequest, UpstreamResponse};
+
+/// Answers every request with the same body.
+struct Canned(Bytes);
+
+impl Transport for Canned {
+    fn send(&self, _request: UpstreamRequest) -> SendFuture<'_> {
+        let body = self.0.clone();
+        Box::pin(async move {
+            Ok(UpstreamResponse {
+                status: 200,
+                headers: Default::default(),
+                body,
+            })
+        })
+    }
+}
+
+fn grafana_team(id: u64) -> serde_json::Value {
+    json!({"id": id, "uid": format!("u{id}"), "orgId": 1, "name": format!("Team {id}"), "email": "t@example.com",
+           "externalUID": "", "isProvisioned": false, "avatarUrl": "/avatar/0", "memberCount": 3, "permission": 0, "accessControl": null})
+}
+
+fn backend(answer: serde_json::Value) -> Backend {
+    let mapping = Arc::new(
+        Mapping::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/mappings/grafana.toml"
+        )))
+        .expect("mapping"),
+    );
+    Backend::new(
+        "bench".into(),
+        mapping,
+        "http://vendor.invalid",
+        Secret::new("token".into()),
+        Map::new(),
+        Arc::new(Canned(Bytes::from(answer.to_string()))),
+        Arc::new(Metrics::new()),
+    )
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings/grafana.toml"
+    ));
+    let source = std::fs::read_to_string(path).unwrap();
+    c.bench_function("compile grafana mapping", |b| {
+        b.iter(|| Mapping::parse(path, &source).unwrap())
+    });
+
+    let expr = Expr::parse("$.steps.team.body.data.person_ids | ints").unwrap();
+    let ctx = json!({"steps": {"team": {"body": {"data": {"person_ids": [1, 2, 3, 4, 5]}}}}});
+    c.bench_function("expression eval (path + pipe)", |b| {
+        b.iter(|| expr.eval(&ctx).unwrap())
+    });
+
+    let get = backend(grafana_team(7));
+    let mut request = CanonicalRequest::new(Operation::GetTeam);
+    request.team_id = Some("7".into());
+    c.bench_function("get_team through the engine", |b| {
+        b.iter(|| runtime.block_on(get.execute(&request)).unwrap())
+    });
+
+    let teams: Vec<_> = (1..=50).map(grafana_team).collect();
+    let list = backend(json!({"totalCount": 500, "page": 1, "perPage": 50, "teams": teams}));
+    let mut request = CanonicalRequest::new(Operation::ListTeams);
+    request.page = Some(PageRequest {
+        limit: 50,
+        offset: 0,
+    });
+    c.bench_function("list_teams of 50 through the engine", |b| {
+        b.iter(|| runtime.block_on(list.execute(&request)).unwrap())
+    });
+}
+
+criterion_group!(mapping, benches);
+criterion_main!(mapping);
