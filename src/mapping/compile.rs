@@ -555,8 +555,8 @@ fn operation(
     {
         None | Some(("all", _)) => Paging::All,
         Some(("pages", _)) => Paging::Pages {
-            total: cx.opt_expr(&raw.total),
-            has_more: cx.opt_expr(&raw.has_more),
+            total: cx.opt_expr(&raw.total).map(Box::new),
+            has_more: cx.opt_expr(&raw.has_more).map(Box::new),
         },
         Some((other, at)) => {
             cx.error(

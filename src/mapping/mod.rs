@@ -121,8 +121,8 @@ pub struct Limits {
 pub enum Paging {
     /// The vendor pages; the step uses `$.page.number` / `$.page.size`.
     Pages {
-        total: Option<Expr>,
-        has_more: Option<Expr>,
+        total: Option<Box<Expr>>,
+        has_more: Option<Box<Expr>>,
     },
     /// The vendor answers everything; teamgate cuts the page.
     All,
