@@ -131,15 +131,18 @@ impl Backend {
         let plan = self.plan(req.op)?;
         self.check_limits(req)?;
         let mut ctx = self.context(req);
+        let caller = req.op;
         match req.op {
-            Operation::ListTeams | Operation::ListUsers => self.list(plan, req, &mut ctx).await,
+            Operation::ListTeams | Operation::ListUsers => {
+                self.list(plan, req, &mut ctx, caller).await
+            }
             Operation::GetTeam => {
-                self.run_steps(plan, &mut ctx).await?;
+                self.run_steps(plan, &mut ctx, caller).await?;
                 Ok(CanonicalResponse::ok(self.team_from(plan, &ctx)?))
             }
             Operation::CreateTeam => {
-                self.run_steps(plan, &mut ctx).await?;
-                let team = self.team_result(plan, &ctx).await?;
+                self.run_steps(plan, &mut ctx, caller).await?;
+                let team = self.team_result(plan, &ctx, caller).await?;
                 let location = team["id"]
                     .as_str()
                     .map(|id| format!("/v1/teams/{}", encode_component(id)));
@@ -153,21 +156,23 @@ impl Backend {
                 let _guard = self.lock_team(req).await;
                 if let Some(read) = plan.read {
                     let read_plan = self.plan(read)?;
-                    self.run_steps(read_plan, &mut ctx).await?;
+                    self.run_steps(read_plan, &mut ctx, caller).await?;
                     let current = self.team_from(read_plan, &ctx)?;
                     let merged = merge(&current, &req.input);
                     ctx["current"] = current;
                     ctx["merged"] = merged;
                 }
-                self.run_steps(plan, &mut ctx).await?;
-                Ok(CanonicalResponse::ok(self.team_result(plan, &ctx).await?))
+                self.run_steps(plan, &mut ctx, caller).await?;
+                Ok(CanonicalResponse::ok(
+                    self.team_result(plan, &ctx, caller).await?,
+                ))
             }
             Operation::DeleteTeam => {
-                self.run_steps(plan, &mut ctx).await?;
+                self.run_steps(plan, &mut ctx, caller).await?;
                 Ok(CanonicalResponse::no_content())
             }
             Operation::ListMembers => {
-                self.run_steps(plan, &mut ctx).await?;
+                self.run_steps(plan, &mut ctx, caller).await?;
                 let members = self.members_from(plan, &ctx)?;
                 Ok(CanonicalResponse::ok(json!({ "members": members })))
             }
@@ -269,6 +274,7 @@ impl Backend {
         plan: &OperationPlan,
         req: &CanonicalRequest,
         ctx: &mut Ctx,
+        caller: Operation,
     ) -> Result<CanonicalResponse, Problem> {
         let requested = req.page.unwrap_or(PageRequest {
             limit: crate::canonical::route::LIMIT_DEFAULT,
@@ -281,7 +287,7 @@ impl Backend {
                 // Offsets from our own cursors are multiples of the page size.
                 ctx["page"] =
                     json!({ "number": offset / size + 1, "size": size, "offset": offset });
-                self.run_steps(plan, ctx).await?;
+                self.run_steps(plan, ctx, caller).await?;
                 let raw = self.items(plan, ctx);
                 let raw_len = raw.len();
                 let more = match (has_more, total) {
@@ -302,7 +308,7 @@ impl Backend {
                 (items, more && raw_len > 0)
             }
             Paging::All => {
-                self.run_steps(plan, ctx).await?;
+                self.run_steps(plan, ctx, caller).await?;
                 let raw = self.items(plan, ctx);
                 let all = self.list_items(req.op, raw, &req.query);
                 let more = all.len() > offset + size;
@@ -378,6 +384,7 @@ impl Backend {
         req: &CanonicalRequest,
         ctx: &mut Ctx,
     ) -> Result<CanonicalResponse, Problem> {
+        let caller = req.op;
         let user_id = match (
             &req.user_id,
             req.input.get("user_id").and_then(Value::as_str),
@@ -390,7 +397,7 @@ impl Backend {
         let _guard = self.lock_team(req).await;
         let mut already = false;
         if plan.member_set {
-            let current = self.current_members(ctx).await?;
+            let current = self.current_members(ctx, caller).await?;
             let present = current.iter().any(|m| m["user_id"] == user_id.as_str());
             if req.op == Operation::AddMember && present {
                 already = true;
@@ -403,9 +410,9 @@ impl Backend {
                     ids.push(Value::String(user_id.clone()));
                 }
                 ctx["member_ids"] = Value::Array(ids);
-                self.run_steps(plan, ctx).await?;
+                self.run_steps(plan, ctx, caller).await?;
             }
-        } else if let Flow::AlreadyDone = self.run_steps(plan, ctx).await? {
+        } else if let Flow::AlreadyDone = self.run_steps(plan, ctx, caller).await? {
             already = true;
         }
         let member = self.member_after_change(req, &user_id).await?;
@@ -427,10 +434,11 @@ impl Backend {
         req: &CanonicalRequest,
         ctx: &mut Ctx,
     ) -> Result<CanonicalResponse, Problem> {
+        let caller = req.op;
         let user_id = req.user_id.clone().unwrap_or_default();
         let _guard = self.lock_team(req).await;
         if plan.member_set {
-            let current = self.current_members(ctx).await?;
+            let current = self.current_members(ctx, caller).await?;
             if !current.iter().any(|m| m["user_id"] == user_id.as_str()) {
                 return Err(not_a_member(&user_id, req));
             }
@@ -441,15 +449,19 @@ impl Backend {
                 .collect();
             ctx["member_ids"] = Value::Array(ids);
         }
-        self.run_steps(plan, ctx).await?;
+        self.run_steps(plan, ctx, caller).await?;
         Ok(CanonicalResponse::no_content())
     }
 
     /// Runs `list_members` into this context (its step answers stay readable) and returns the
     /// canonical members.
-    async fn current_members(&self, ctx: &mut Ctx) -> Result<Vec<Value>, Problem> {
+    async fn current_members(
+        &self,
+        ctx: &mut Ctx,
+        caller: Operation,
+    ) -> Result<Vec<Value>, Problem> {
         let list = self.plan(Operation::ListMembers)?;
-        self.run_steps(list, ctx).await?;
+        self.run_steps(list, ctx, caller).await?;
         self.members_from(list, ctx)
     }
 
@@ -459,11 +471,12 @@ impl Backend {
         req: &CanonicalRequest,
         user_id: &str,
     ) -> Result<Value, Problem> {
+        let caller = req.op;
         let mut list_req = CanonicalRequest::new(Operation::ListMembers);
         list_req.team_id = req.team_id.clone();
         let mut ctx = self.context(&list_req);
         let list = self.plan(Operation::ListMembers)?;
-        self.run_steps(list, &mut ctx).await?;
+        self.run_steps(list, &mut ctx, caller).await?;
         let members = self.members_from(list, &ctx)?;
         members
             .into_iter()
@@ -486,6 +499,7 @@ impl Backend {
             .get("email")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let caller = req.op;
         let Some(via) = plan.resolve_user else {
             return Err(Problem::invalid(format!(
                 "backend `{}` cannot look users up by email; give `user_id`",
@@ -499,7 +513,9 @@ impl Backend {
             offset: 0,
         });
         let mut ctx = self.context(&lookup);
-        let answer = self.list(self.plan(via)?, &lookup, &mut ctx).await?;
+        let answer = self
+            .list(self.plan(via)?, &lookup, &mut ctx, caller)
+            .await?;
         answer
             .body
             .as_ref()
@@ -533,7 +549,12 @@ impl Backend {
 
     /// The answer of a create or update: the follow-up operation's team, or the team in the
     /// vendor's own answer.
-    async fn team_result(&self, plan: &OperationPlan, ctx: &Ctx) -> Result<Value, Problem> {
+    async fn team_result(
+        &self,
+        plan: &OperationPlan,
+        ctx: &Ctx,
+        caller: Operation,
+    ) -> Result<Value, Problem> {
         match (plan.then, &plan.id) {
             (Some(Operation::GetTeam), Some(id_expr)) => {
                 let id = id_expr
@@ -550,7 +571,7 @@ impl Backend {
                 get.team_id = Some(id);
                 let get_plan = self.plan(Operation::GetTeam)?;
                 let mut get_ctx = self.context(&get);
-                self.run_steps(get_plan, &mut get_ctx).await?;
+                self.run_steps(get_plan, &mut get_ctx, caller).await?;
                 self.team_from(get_plan, &get_ctx)
             }
             _ => self.team_from(plan, ctx),
@@ -605,7 +626,14 @@ impl Backend {
 
     // ---- steps ---------------------------------------------------------------------------
 
-    async fn run_steps(&self, plan: &OperationPlan, ctx: &mut Ctx) -> Result<Flow, Problem> {
+    /// Runs the plan's steps; `caller` is the canonical operation the caller asked for, which
+    /// labels the upstream metrics (a follow-up read counts for the create that needed it).
+    async fn run_steps(
+        &self,
+        plan: &OperationPlan,
+        ctx: &mut Ctx,
+        caller: Operation,
+    ) -> Result<Flow, Problem> {
         for step in &plan.steps {
             if let Some(when) = &step.when {
                 if present(when, ctx)? != Some(true) {
@@ -618,7 +646,7 @@ impl Backend {
                 }
             }
             let request = self.build(step, ctx)?;
-            let answer = self.send(plan.op, request).await?;
+            let answer = self.send(caller, request).await?;
             let body = parse_body(&answer);
             let retry_after = answer
                 .headers
@@ -632,7 +660,7 @@ impl Backend {
             match (vendor_error, body) {
                 (Some(err), _) => {
                     self.metrics
-                        .upstream(&self.name, plan.op.name(), UpstreamOutcome::VendorError);
+                        .upstream(&self.name, caller.name(), UpstreamOutcome::VendorError);
                     match classify(&plan.errors, &self.mapping.error_rules, plan.op, &err) {
                         Outcome::AlreadyDone => return Ok(Flow::AlreadyDone),
                         Outcome::Code(code) => return Err(vendor_problem(code, err, &step.name)),
@@ -640,7 +668,7 @@ impl Backend {
                 }
                 (None, Some(Err(()))) => {
                     self.metrics
-                        .upstream(&self.name, plan.op.name(), UpstreamOutcome::BadAnswer);
+                        .upstream(&self.name, caller.name(), UpstreamOutcome::BadAnswer);
                     return Err(bad_answer(&format!(
                         "the answer to step `{}` (HTTP {}) is not valid JSON",
                         step.name, answer.status
@@ -648,7 +676,7 @@ impl Backend {
                 }
                 (None, body) => {
                     self.metrics
-                        .upstream(&self.name, plan.op.name(), UpstreamOutcome::Ok);
+                        .upstream(&self.name, caller.name(), UpstreamOutcome::Ok);
                     let body = body.and_then(Result::ok).unwrap_or(Value::Null);
                     ctx["steps"][step.name.as_str()] =
                         json!({ "status": answer.status, "body": body });

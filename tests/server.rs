@@ -1,0 +1,120 @@
+//! The edge of the proxy: backend selection, request ids, metrics, backends description,
+//! unsupported operations, HTTP/2 (h2c).
+
+mod support;
+
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::json;
+use support::start;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_backend_is_invalid_request_listing_the_configured_ones() {
+    let h = start(&["grafana"]).await;
+    let a = h.get("nope", "/v1/teams").await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(a.code(), "invalid_request");
+    assert_eq!(a.body["backends"], json!(["grafana"]));
+    assert!(a.body["detail"].as_str().unwrap().contains("grafana"));
+    assert_eq!(h.sim("grafana").request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_echoed_or_made() {
+    let h = start(&["grafana"]).await;
+    let request = Request::builder()
+        .uri(format!("{}/v1/teams/999", h.base))
+        .header("x-request-id", "abc-123")
+        .body(Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let a = h.send(request).await;
+    assert_eq!(a.headers["x-request-id"], "abc-123");
+    assert_eq!(a.body["request_id"], "abc-123");
+    let a = h.get("grafana", "/v1/teams/999").await;
+    let made = a.headers["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(made.len(), 32, "{made}");
+    assert_eq!(a.body["request_id"], made.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_and_each_upstream_call() {
+    let h = start(&["grafana"]).await;
+    let sim = h.sim("grafana");
+    sim.clear_log();
+    h.create_team("grafana", "Counted").await; // POST + follow-up GET
+    h.get("grafana", "/v1/teams/abc").await; // refused before any call
+    let calls = sim.request_count() as u64;
+    assert_eq!(calls, 2);
+    assert_eq!(h.metrics.upstream_count("grafana", "create_team"), 2);
+    assert_eq!(h.metrics.upstream_count("grafana", "get_team"), 0);
+    let a = h.get("grafana", "/metrics").await;
+    assert_eq!(a.status, 200);
+    for line in [
+        "teamgate_requests_total{backend=\"grafana\",operation=\"create_team\",status=\"201\"} 1",
+        "teamgate_requests_total{backend=\"grafana\",operation=\"get_team\",status=\"404\"} 1",
+        "teamgate_upstream_requests_total{backend=\"grafana\",operation=\"create_team\",outcome=\"ok\"} 2",
+        "teamgate_request_duration_seconds_count{backend=\"grafana\",operation=\"create_team\"} 1",
+    ] {
+        assert!(a.text.contains(line), "missing {line} in\n{}", a.text);
+    }
+    assert!(!a.text.contains(support::CREDENTIAL));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_are_described_from_their_mappings() {
+    let h = start(&["grafana"]).await;
+    let a = h.get("grafana", "/v1/backends").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let g = &a.body["backends"][0];
+    assert_eq!(g["name"], "grafana");
+    assert_eq!(g["vendor"], "grafana");
+    assert_eq!(g["default"], true);
+    assert!(g["operations"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("create_team")));
+    assert_eq!(
+        g["team_fields"],
+        json!([
+            "id",
+            "name",
+            "email",
+            "member_count",
+            "created_at",
+            "updated_at"
+        ])
+    );
+    assert_eq!(g["member_roles"], json!(["admin", "member"]));
+    assert_eq!(g["limits"]["name_max"], 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods() {
+    let h = start(&["grafana"]).await;
+    let a = h.get("grafana", "/v2/teams").await;
+    assert_eq!((a.status.as_u16(), a.code()), (404, "not_found"));
+    let a = h
+        .call("grafana", Method::PUT, "/v1/teams/1", Some(json!({})))
+        .await;
+    assert_eq!((a.status.as_u16(), a.code()), (400, "invalid_request"));
+    assert_eq!(a.headers["content-type"], "application/problem+json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_prior_knowledge_is_served() {
+    let h = start(&["grafana"]).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let response = client
+        .request(
+            Request::builder()
+                .uri(format!("{}/v1/users?limit=1", h.base))
+                .body(Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .expect("h2c answer");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}
