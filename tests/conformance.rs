@@ -556,4 +556,4 @@ macro_rules! conformance {
     )*};
 }
 
-conformance!(grafana);
+conformance!(grafana, flashcat);
