@@ -34,7 +34,7 @@ enum Command {
     },
     /// Run one vendor simulator standalone.
     Sim {
-        /// The simulator kind (grafana, flashcat, jsonapi).
+        /// The simulator kind (see `teamgate::sim::KINDS`).
         vendor: String,
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,

@@ -847,7 +847,7 @@ fn merge(current: &Value, input: &Map<String, Value>) -> Value {
 }
 
 /// A value that does not convert for this vendor: from the path it names nothing there
-/// (`abc` is no Grafana team id); from the body it is invalid for this backend.
+/// (`abc` is no team id on a vendor with integer ids); from the body it is invalid here.
 fn convert_problem(e: ConvertError) -> Problem {
     if e.root == "path" {
         Problem::not_found("no resource with that id on this backend")
