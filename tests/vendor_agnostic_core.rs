@@ -2,7 +2,15 @@
 
 use std::path::Path;
 
-const VENDORS: &[&str] = &["grafana", "opsgenie", "squadcast", "flashcat", "flashduty", "papershift", "pulse"];
+const VENDORS: &[&str] = &[
+    "grafana",
+    "opsgenie",
+    "squadcast",
+    "flashcat",
+    "flashduty",
+    "papershift",
+    "pulse",
+];
 
 fn walk(dir: &Path, hits: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -28,6 +36,13 @@ fn walk(dir: &Path, hits: &mut Vec<String>) {
 #[test]
 fn no_vendor_name_in_src_outside_the_simulators() {
     let mut hits = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut hits);
-    assert!(hits.is_empty(), "vendor names in the core:\n{}", hits.join("\n"));
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut hits,
+    );
+    assert!(
+        hits.is_empty(),
+        "vendor names in the core:\n{}",
+        hits.join("\n")
+    );
 }

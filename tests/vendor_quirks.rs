@@ -14,12 +14,24 @@ async fn flashcat_errors_inside_http_200_are_errors() {
     assert!(sim.set_switch("errors_in_200", true));
     // ResourceNotFound inside a 200 is not_found, not a success.
     let a = h.get("flashcat", "/v1/teams/4211999999999").await;
-    assert_eq!((a.status.as_u16(), a.code()), (404, "not_found"), "{}", a.text);
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (404, "not_found"),
+        "{}",
+        a.text
+    );
     assert_eq!(a.body["upstream"]["status"], 200);
     assert_eq!(a.body["upstream"]["code"], "ResourceNotFound");
     // A duplicate name inside a 200 is name_taken.
-    let a = h.post("flashcat", "/v1/teams", json!({ "name": "Taken" })).await;
-    assert_eq!((a.status.as_u16(), a.code()), (409, "name_taken"), "{}", a.text);
+    let a = h
+        .post("flashcat", "/v1/teams", json!({ "name": "Taken" }))
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (409, "name_taken"),
+        "{}",
+        a.text
+    );
     // Successes still work with the switch on.
     let a = h.get("flashcat", &format!("/v1/teams/{id}")).await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -39,28 +51,70 @@ async fn flashcat_ok_error_object_on_success_is_a_success() {
 async fn flashcat_member_changes_rewrite_the_whole_list_and_keep_the_rest() {
     let h = start(&["flashcat"]).await;
     let sim = h.sim("flashcat");
-    let created = h.post("flashcat", "/v1/teams", json!({ "name": "Keep", "description": "kept" })).await;
+    let created = h
+        .post(
+            "flashcat",
+            "/v1/teams",
+            json!({ "name": "Keep", "description": "kept" }),
+        )
+        .await;
     let id = created.body["id"].as_str().unwrap().to_string();
     let bob = h.user_id("flashcat", "bob@example.com").await;
     let dan = h.user_id("flashcat", "dan@example.com").await;
-    h.post("flashcat", &format!("/v1/teams/{id}/members"), json!({ "user_id": bob })).await;
+    h.post(
+        "flashcat",
+        &format!("/v1/teams/{id}/members"),
+        json!({ "user_id": bob }),
+    )
+    .await;
     sim.clear_log();
-    let a = h.post("flashcat", &format!("/v1/teams/{id}/members"), json!({ "user_id": dan })).await;
+    let a = h
+        .post(
+            "flashcat",
+            &format!("/v1/teams/{id}/members"),
+            json!({ "user_id": dan }),
+        )
+        .await;
     assert_eq!(a.status, 201, "{}", a.text);
-    let upserts: Vec<_> = sim.requests().into_iter().filter(|r| r.path == "/team/upsert").collect();
+    let upserts: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/team/upsert")
+        .collect();
     assert_eq!(upserts.len(), 1);
     let body = upserts[0].json();
-    assert_eq!(body["person_ids"], json!([bob.parse::<u64>().unwrap(), dan.parse::<u64>().unwrap()]));
+    assert_eq!(
+        body["person_ids"],
+        json!([bob.parse::<u64>().unwrap(), dan.parse::<u64>().unwrap()])
+    );
     assert_eq!(body["team_name"], "Keep");
-    assert_eq!(body["description"], "kept", "read-modify-write keeps the description");
+    assert_eq!(
+        body["description"], "kept",
+        "read-modify-write keeps the description"
+    );
     assert!(upserts[0].query.as_deref().unwrap().starts_with("app_key="));
     // Adding again writes nothing.
     sim.clear_log();
-    let a = h.post("flashcat", &format!("/v1/teams/{id}/members"), json!({ "email": "dan@example.com" })).await;
+    let a = h
+        .post(
+            "flashcat",
+            &format!("/v1/teams/{id}/members"),
+            json!({ "email": "dan@example.com" }),
+        )
+        .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert!(sim.requests().iter().all(|r| r.path != "/team/upsert"), "no write when already a member");
+    assert!(
+        sim.requests().iter().all(|r| r.path != "/team/upsert"),
+        "no write when already a member"
+    );
     // A PATCH keeps the members.
-    let a = h.patch("flashcat", &format!("/v1/teams/{id}"), json!({ "description": null })).await;
+    let a = h
+        .patch(
+            "flashcat",
+            &format!("/v1/teams/{id}"),
+            json!({ "description": null }),
+        )
+        .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["description"], "");
     assert_eq!(a.body["member_count"], 2, "{}", a.text);
@@ -70,26 +124,45 @@ async fn flashcat_member_changes_rewrite_the_whole_list_and_keep_the_rest() {
 async fn concurrent_member_adds_on_one_team_lose_nothing() {
     let h = std::sync::Arc::new(start(&["flashcat"]).await);
     let id = h.create_team("flashcat", "Busy").await;
-    let emails = ["ada@example.com", "bob@example.com", "carol@example.com", "dan@example.com", "eve@example.com", "frank@example.com"];
+    let emails = [
+        "ada@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "dan@example.com",
+        "eve@example.com",
+        "frank@example.com",
+    ];
     let mut tasks = Vec::new();
     for email in emails {
         let h = h.clone();
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
-            h.post("flashcat", &format!("/v1/teams/{id}/members"), json!({ "email": email })).await.status
+            h.post(
+                "flashcat",
+                &format!("/v1/teams/{id}/members"),
+                json!({ "email": email }),
+            )
+            .await
+            .status
         }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 201);
     }
     let a = h.get("flashcat", &format!("/v1/teams/{id}/members")).await;
-    assert_eq!(a.body["members"].as_array().unwrap().len(), emails.len(), "{}", a.text);
+    assert_eq!(
+        a.body["members"].as_array().unwrap().len(),
+        emails.len(),
+        "{}",
+        a.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flashcat_credentials_stay_out_of_answers() {
     let h = start(&["flashcat"]).await;
-    h.sim("flashcat").set_fault(Some(teamgate::sim::Fault::Status(500)));
+    h.sim("flashcat")
+        .set_fault(Some(teamgate::sim::Fault::Status(500)));
     let a = h.get("flashcat", "/v1/teams").await;
     assert_eq!(a.status, 502);
     assert!(!a.text.contains(support::CREDENTIAL), "{}", a.text);

@@ -291,11 +291,12 @@ impl Backend {
                 let raw = self.items(plan, ctx);
                 let raw_len = raw.len();
                 let more = match (has_more, total) {
+                    // `true`, or any other value present (a `links.next` URL): more to come.
                     (Some(h), _) => h
                         .eval(ctx)
                         .ok()
                         .flatten()
-                        .is_some_and(|v| v == Value::Bool(true)),
+                        .is_some_and(|v| v != Value::Bool(false)),
                     (None, Some(t)) => t
                         .eval(ctx)
                         .ok()

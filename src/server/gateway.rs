@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
 use crate::canonical::route::{route, Route};
@@ -219,14 +219,6 @@ where
             | Operation::AddMember
             | Operation::UpdateMember
     );
-    let declared_length = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
     let content_type = req
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -239,19 +231,7 @@ where
                 .to_ascii_lowercase()
         });
     let (_, body) = req.into_parts();
-    let bytes = Limited::new(body, max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                too_large(max)
-            } else {
-                Problem::invalid("the request body could not be read")
-            }
-        })?
-        .to_bytes();
+    let bytes = read_bounded(body, max).await?;
     if !takes_body {
         return if bytes.is_empty() {
             Ok(None)
@@ -276,6 +256,37 @@ where
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Problem::invalid(format!("the body is not valid JSON: {e}")))
+}
+
+/// Past the limit, this much more is read and dropped before answering 413, so that a client
+/// still sending gets the answer instead of a reset; beyond it the connection is closed.
+const DRAIN_MAX: usize = 16 << 20;
+
+/// Reads a body of at most `max` bytes; a larger one is `payload_too_large`.
+async fn read_bounded<B>(body: B, max: usize) -> Result<Bytes, Problem>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Problem::invalid("the request body could not be read"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= max {
+            collected.extend_from_slice(&data);
+        } else if seen > max + DRAIN_MAX {
+            break;
+        }
+    }
+    if seen > max {
+        return Err(too_large(max));
+    }
+    Ok(collected.freeze())
 }
 
 fn too_large(max: usize) -> Problem {
