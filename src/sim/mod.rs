@@ -12,7 +12,9 @@
 pub mod flashcat;
 pub mod grafana;
 pub mod jsonapi;
+pub mod opsgenie;
 pub mod people;
+pub mod squadcast;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// The simulator kinds that [`new_vendor`] can build.
-pub const KINDS: &[&str] = &["grafana", "flashcat", "jsonapi"];
+pub const KINDS: &[&str] = &["grafana", "flashcat", "jsonapi", "opsgenie", "squadcast"];
 
 /// Builds the simulator of `kind`, accepting `credential` as the only valid one.
 pub fn new_vendor(kind: &str, credential: &str) -> Option<Box<dyn Vendor>> {
@@ -36,6 +38,8 @@ pub fn new_vendor(kind: &str, credential: &str) -> Option<Box<dyn Vendor>> {
         "grafana" => Some(Box::new(grafana::Grafana::new(credential))),
         "flashcat" => Some(Box::new(flashcat::Flashcat::new(credential))),
         "jsonapi" => Some(Box::new(jsonapi::JsonApi::new(credential))),
+        "opsgenie" => Some(Box::new(opsgenie::Opsgenie::new(credential))),
+        "squadcast" => Some(Box::new(squadcast::Squadcast::new(credential))),
         _ => None,
     }
 }
