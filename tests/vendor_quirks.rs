@@ -167,3 +167,116 @@ async fn flashcat_credentials_stay_out_of_answers() {
     assert_eq!(a.status, 502);
     assert!(!a.text.contains(support::CREDENTIAL), "{}", a.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonapi_teams_go_under_the_default_team_unless_a_parent_is_given() {
+    let h = start(&["jsonapi"]).await;
+    let root = teamgate::sim::jsonapi::DEFAULT_TEAM_ID;
+    let a = h
+        .post("jsonapi", "/v1/teams", json!({ "name": "Child" }))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["parent_id"], root);
+    let child = a.body["id"].as_str().unwrap().to_string();
+    let a = h
+        .post(
+            "jsonapi",
+            "/v1/teams",
+            json!({ "name": "Grandchild", "parent_id": child }),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["parent_id"], child.as_str());
+    // The request always carries the JSON:API content type, even on a GET.
+    let log = h.sim("jsonapi").requests();
+    assert!(
+        log.iter()
+            .all(|r| r.header("content-type") == Some("application/vnd.api+json")),
+        "{log:?}"
+    );
+    // An unknown parent is the caller's mistake.
+    let a = h
+        .post(
+            "jsonapi",
+            "/v1/teams",
+            json!({ "name": "Orphan", "parent_id": "00000000-0000-4000-8000-000000000000" }),
+        )
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (400, "invalid_request"),
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonapi_soft_deleted_teams_are_gone_for_canonical_callers() {
+    let h = start(&["jsonapi"]).await;
+    let id = h.create_team("jsonapi", "Soft").await;
+    let a = h.delete("jsonapi", &format!("/v1/teams/{id}")).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    // The vendor still has it, discarded.
+    let sim = h.sim("jsonapi");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", support::CREDENTIAL).parse().unwrap(),
+    );
+    headers.insert("content-type", "application/vnd.api+json".parse().unwrap());
+    let raw = sim.direct(&teamgate::sim::SimRequest::new(
+        http::Method::GET,
+        &format!("/api/v1/teams/{id}"),
+        headers,
+        bytes::Bytes::new(),
+    ));
+    assert_eq!(raw.status, 200);
+    assert!(raw.json_body()["data"]["attributes"]["discarded_at"].is_string());
+    for path in [format!("/v1/teams/{id}"), format!("/v1/teams/{id}/members")] {
+        let a = h.get("jsonapi", &path).await;
+        assert_eq!(
+            (a.status.as_u16(), a.code()),
+            (404, "not_found"),
+            "{path}: {}",
+            a.text
+        );
+    }
+    let a = h.get("jsonapi", "/v1/teams?name=soft").await;
+    assert_eq!(a.body["teams"], json!([]), "{}", a.text);
+    // Its name is free again.
+    h.create_team("jsonapi", "Soft").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_roles_map_to_each_vendor() {
+    let h = start(&["grafana", "jsonapi"]).await;
+    for backend in ["grafana", "jsonapi"] {
+        let id = h.create_team(backend, "Roles").await;
+        let bob = h.user_id(backend, "bob@example.com").await;
+        let a = h
+            .post(
+                backend,
+                &format!("/v1/teams/{id}/members"),
+                json!({ "user_id": bob, "role": "admin" }),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{backend}: {}", a.text);
+        assert_eq!(a.body["role"], "admin", "{backend}: {}", a.text);
+        let a = h
+            .patch(
+                backend,
+                &format!("/v1/teams/{id}/members/{bob}"),
+                json!({ "role": "member" }),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{backend}: {}", a.text);
+        assert_eq!(a.body["role"], "member", "{backend}: {}", a.text);
+    }
+    let sent: Vec<_> = h
+        .sim("grafana")
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/members"))
+        .collect();
+    assert_eq!(sent[0].json()["permission"], 4);
+}
