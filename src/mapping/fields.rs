@@ -206,7 +206,7 @@ fn remove_plain(value: &mut Value, names: &[String]) {
         }
     }
     if let Some(object) = cursor.as_object_mut() {
-        object.remove(last);
+        object.shift_remove(last);
     }
 }
 
