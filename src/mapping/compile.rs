@@ -12,7 +12,9 @@ use super::expr::Expr;
 use super::fields::{Field, FieldMap, Kind, TimeFormat};
 use super::file::{self, FieldFile, MappingFile, StatusFile};
 use super::template::{TextTemplate, ValueTemplate};
-use super::{Auth, CheckError, Limits, Mapping, OperationPlan, Paging, RequestOptions, Step};
+use super::{
+    Auth, CheckError, Limits, Mapping, OperationPlan, Paging, RequestOptions, Step, TokenPlan,
+};
 use crate::canonical::validate::{DESCRIPTION_MAX, NAME_MAX};
 use crate::canonical::{ErrorCode, Operation};
 
@@ -160,7 +162,10 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
 }
 
 fn auth(cx: &mut Ctx, raw: &file::AuthFile) -> Auth {
-    let mut auth = Auth::default();
+    let mut auth = Auth {
+        token: raw.token.as_ref().and_then(|t| token_plan(cx, t)),
+        ..Auth::default()
+    };
     for (name, value) in &raw.headers {
         let header = cx.header_name(name, value.span().start);
         let template = cx.text(value, true);
@@ -173,7 +178,83 @@ fn auth(cx: &mut Ctx, raw: &file::AuthFile) -> Auth {
             auth.query.push((name.clone(), t));
         }
     }
+    let uses_token = auth
+        .headers
+        .iter()
+        .map(|(_, t)| t)
+        .chain(auth.query.iter().map(|(_, t)| t))
+        .any(TextTemplate::uses_token);
+    if uses_token && raw.token.is_none() {
+        let at = raw
+            .headers
+            .values()
+            .chain(raw.query.values())
+            .map(|v| v.span().start)
+            .next()
+            .unwrap_or(0);
+        cx.error(
+            at,
+            "`{token}` needs an [auth.token] section that says how to get it",
+        );
+    }
     auth
+}
+
+fn token_plan(cx: &mut Ctx, spanned: &Spanned<file::TokenFile>) -> Option<TokenPlan> {
+    let raw = spanned.get_ref();
+    let method = match Method::from_bytes(raw.method.get_ref().to_ascii_uppercase().as_bytes()) {
+        Ok(m) if ["GET", "POST"].contains(&m.as_str()) => Some(m),
+        _ => {
+            cx.error(
+                raw.method.span().start,
+                "auth.token.method must be GET or POST",
+            );
+            None
+        }
+    };
+    // The token request may use the credential, not the token it is fetching.
+    let path = cx.text(&raw.path, false);
+    let mut headers = Vec::new();
+    for (name, value) in &raw.headers {
+        if value.get_ref().contains("{token}") {
+            cx.error(value.span().start, "the token request cannot use `{token}`");
+            continue;
+        }
+        let h = cx.header_name(name, value.span().start);
+        if let (Some(h), Some(t)) = (h, cx.text(value, true)) {
+            headers.push((h, t));
+        }
+    }
+    let mut query = Vec::new();
+    for (name, value) in &raw.query {
+        if let Some(t) = cx.text(value, true) {
+            query.push((name.clone(), t));
+        }
+    }
+    let body = raw
+        .body
+        .as_ref()
+        .and_then(|b| match ValueTemplate::compile(b.get_ref()) {
+            Ok(t) => Some(t),
+            Err(reason) => {
+                cx.error(b.span().start, format!("auth.token.body: {reason}"));
+                None
+            }
+        });
+    let token = cx.expr(&raw.token);
+    let plan = TokenPlan {
+        method: method?,
+        path: path?,
+        headers,
+        query,
+        body,
+        token: token?,
+        expires_at: cx.opt_expr(&raw.expires_at),
+        issued_at: cx.opt_expr(&raw.issued_at),
+        expires_in: cx.opt_expr(&raw.expires_in),
+        refresh_before_secs: raw.refresh_before_secs.unwrap_or(60),
+    };
+    Some(plan)
 }
 
 fn request(cx: &mut Ctx, raw: &file::RequestFile) -> RequestOptions {

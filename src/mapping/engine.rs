@@ -26,8 +26,8 @@ use serde_json::{json, Map, Value};
 use super::errors::{classify, Outcome, VendorError};
 use super::expr::{ConvertError, Expr};
 use super::fields::{MEMBER_FIELDS, USER_FIELDS};
-use super::template::{encode_component, Escape};
-use super::{Mapping, OperationPlan, Paging, Step};
+use super::template::{encode_component, Escape, Secrets};
+use super::{Mapping, OperationPlan, Paging, Step, TokenPlan};
 use crate::canonical::{
     cursor, CanonicalRequest, CanonicalResponse, ErrorCode, Operation, PageRequest, Problem,
     UpstreamDetail,
@@ -78,6 +78,18 @@ pub struct Backend {
     transport: Arc<dyn Transport>,
     metrics: Arc<Metrics>,
     locks: TeamLocks,
+    /// The access token of two-step auth, when the mapping has one.
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+/// A token is used for at most this long, whatever the vendor says.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+/// When the vendor does not say how long a token lives.
+const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 300;
+
+struct CachedToken {
+    value: Secret,
+    refresh_at: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for Backend {
@@ -117,6 +129,7 @@ impl Backend {
             transport,
             metrics,
             locks: TeamLocks::default(),
+            token: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -646,8 +659,7 @@ impl Backend {
                     continue;
                 }
             }
-            let request = self.build(step, ctx)?;
-            let answer = self.send(caller, request).await?;
+            let answer = self.call_step(step, ctx, caller).await?;
             let body = parse_body(&answer);
             let retry_after = answer
                 .headers
@@ -701,11 +713,192 @@ impl Backend {
         Ok(Flow::Done)
     }
 
-    fn build(&self, step: &Step, ctx: &Ctx) -> Result<UpstreamRequest, Problem> {
-        let secret = self.credential.expose();
+    /// Sends one step. With two-step auth, a 401 means the access token was refused
+    /// (expired or revoked early): a new one is fetched once and the step sent again. The
+    /// vendor did not act on a request it refused, so this cannot duplicate a write.
+    async fn call_step(
+        &self,
+        step: &Step,
+        ctx: &Ctx,
+        caller: Operation,
+    ) -> Result<UpstreamResponse, Problem> {
+        let Some(plan) = &self.mapping.auth.token else {
+            return self.send(caller, self.build(step, ctx, "")?).await;
+        };
+        let token = self.access_token(plan, None, caller).await?;
+        let answer = self
+            .send(caller, self.build(step, ctx, token.expose())?)
+            .await?;
+        if answer.status != 401 {
+            return Ok(answer);
+        }
+        self.metrics
+            .upstream(&self.name, caller.name(), UpstreamOutcome::VendorError);
+        tracing::info!(backend = %self.name, "Access token refused; fetching a new one");
+        let token = self.access_token(plan, Some(&token), caller).await?;
+        self.send(caller, self.build(step, ctx, token.expose())?)
+            .await
+    }
+
+    /// The cached access token, or a new one when there is none, it is due for refresh, or it
+    /// is the one the vendor just refused. The lock makes concurrent refreshes one fetch.
+    async fn access_token(
+        &self,
+        plan: &TokenPlan,
+        refused: Option<&Secret>,
+        caller: Operation,
+    ) -> Result<Secret, Problem> {
+        let mut cached = self.token.lock().await;
+        if let Some(current) = cached.as_ref() {
+            let is_refused = refused.is_some_and(|r| r.expose() == current.value.expose());
+            if !is_refused && tokio::time::Instant::now() < current.refresh_at {
+                return Ok(current.value.clone());
+            }
+        }
+        let fresh = self.fetch_token(plan, caller).await?;
+        let value = fresh.value.clone();
+        *cached = Some(fresh);
+        Ok(value)
+    }
+
+    async fn fetch_token(
+        &self,
+        plan: &TokenPlan,
+        caller: Operation,
+    ) -> Result<CachedToken, Problem> {
+        let secrets = Secrets {
+            credential: self.credential.expose(),
+            token: "",
+        };
+        let render =
+            |t: &super::template::TextTemplate, escape| -> Result<Option<String>, Problem> {
+                t.render(&Value::Null, secrets, escape)
+                    .map_err(convert_problem)
+            };
+        let path = render(&plan.path, Escape::PathSegment)?.unwrap_or_default();
+        let mut url = format!("{}{}", self.base_url, path);
+        let mut pairs = Vec::new();
+        for (key, template) in &plan.query {
+            if let Some(v) = render(template, Escape::None)? {
+                pairs.push(format!(
+                    "{}={}",
+                    encode_component(key),
+                    encode_component(&v)
+                ));
+            }
+        }
+        if !pairs.is_empty() {
+            url.push('?');
+            url.push_str(&pairs.join("&"));
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static("teamgate"),
+        );
+        for (name, template) in &plan.headers {
+            if let Some(v) = render(template, Escape::None)? {
+                let mut value = HeaderValue::from_str(&v)
+                    .map_err(|_| Problem::internal("the credential cannot be sent in a header"))?;
+                value.set_sensitive(true);
+                headers.insert(name.clone(), value);
+            }
+        }
+        let body = match &plan.body {
+            Some(t) => t
+                .render(&Value::Null)
+                .map_err(convert_problem)?
+                .map(|v| Bytes::from(v.to_string())),
+            None => None,
+        };
+        if body.is_some() {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let request = UpstreamRequest {
+            method: plan.method.clone(),
+            url,
+            headers,
+            body,
+        };
+        let answer = self.send(caller, request).await?;
+        // Neither the token nor the vendor's message is repeated: only the status.
+        if !(200..300).contains(&answer.status) {
+            self.metrics
+                .upstream(&self.name, caller.name(), UpstreamOutcome::VendorError);
+            let mut problem = Problem::new(
+                ErrorCode::UpstreamError,
+                format!(
+                    "the backend refused its credential when asked for an access token (HTTP {})",
+                    answer.status
+                ),
+            );
+            problem.upstream = Some(Box::new(UpstreamDetail {
+                status: answer.status,
+                code: None,
+                message: None,
+            }));
+            return Err(problem);
+        }
+        let parsed: Value = match serde_json::from_slice(&answer.body) {
+            Ok(v) => v,
+            Err(_) => {
+                self.metrics
+                    .upstream(&self.name, caller.name(), UpstreamOutcome::BadAnswer);
+                return Err(bad_answer("the access-token answer is not valid JSON"));
+            }
+        };
+        let Some(Value::String(token)) = plan.token.eval(&parsed).ok().flatten() else {
+            self.metrics
+                .upstream(&self.name, caller.name(), UpstreamOutcome::BadAnswer);
+            return Err(bad_answer("the access-token answer has no token"));
+        };
+        self.metrics
+            .upstream(&self.name, caller.name(), UpstreamOutcome::Ok);
+        let number = |e: &Option<Expr>| {
+            e.as_ref()
+                .and_then(|e| e.eval(&parsed).ok().flatten())
+                .and_then(|v| v.as_u64())
+        };
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        // Prefer a lifetime (expires_at - issued_at, or expires_in) over comparing the
+        // vendor's clock with ours.
+        let lifetime = match (
+            number(&plan.expires_at),
+            number(&plan.issued_at),
+            number(&plan.expires_in),
+        ) {
+            (Some(expires), Some(issued), _) => expires.saturating_sub(issued),
+            (_, _, Some(secs)) => secs,
+            (Some(expires), None, None) => expires.saturating_sub(now_unix),
+            _ => DEFAULT_TOKEN_LIFETIME_SECS,
+        };
+        let usable = lifetime
+            .saturating_sub(plan.refresh_before_secs)
+            .min(MAX_TOKEN_LIFETIME_SECS);
+        Ok(CachedToken {
+            value: Secret::new(token),
+            refresh_at: tokio::time::Instant::now() + std::time::Duration::from_secs(usable),
+        })
+    }
+
+    fn build(&self, step: &Step, ctx: &Ctx, token: &str) -> Result<UpstreamRequest, Problem> {
+        let secret = Secrets {
+            credential: self.credential.expose(),
+            token,
+        };
         let path = step
             .path
-            .render(ctx, "", Escape::PathSegment)
+            .render(ctx, Secrets::NONE, Escape::PathSegment)
             .map_err(convert_problem)?
             .ok_or_else(|| {
                 Problem::internal(format!("step `{}`: a path parameter is missing", step.name))
@@ -726,7 +919,7 @@ impl Backend {
         }
         for (key, template) in &step.query {
             if let Some(v) = template
-                .render(ctx, "", Escape::None)
+                .render(ctx, Secrets::NONE, Escape::None)
                 .map_err(convert_problem)?
             {
                 pairs.push(format!(
@@ -765,7 +958,7 @@ impl Backend {
         }
         for (name, template) in &step.headers {
             if let Some(v) = template
-                .render(ctx, "", Escape::None)
+                .render(ctx, Secrets::NONE, Escape::None)
                 .map_err(convert_problem)?
             {
                 headers.insert(name.clone(), header_value(v)?);

@@ -42,6 +42,30 @@ pub struct AuthFile {
     /// Query parameter name → template (`{credential}` allowed).
     #[serde(default)]
     pub query: BTreeMap<String, Spanned<String>>,
+    /// A short-lived access token fetched with the credential, cached, and used as `{token}`.
+    pub token: Option<Spanned<TokenFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    pub method: Spanned<String>,
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub query: BTreeMap<String, Spanned<String>>,
+    pub body: Option<Spanned<toml::Value>>,
+    /// Where the token is in the answer.
+    pub token: Spanned<String>,
+    /// Unix seconds when it expires; with `issued_at`, only their difference is used, so the
+    /// vendor's clock need not agree with ours.
+    pub expires_at: Option<Spanned<String>>,
+    pub issued_at: Option<Spanned<String>>,
+    /// Seconds it lives, when the vendor says that instead.
+    pub expires_in: Option<Spanned<String>>,
+    /// Refresh this long before it expires (default 60).
+    pub refresh_before_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

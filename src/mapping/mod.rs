@@ -93,11 +93,27 @@ impl Mapping {
     }
 }
 
-/// How requests authenticate. Templates may use `{credential}`.
+/// How requests authenticate. Templates may use `{credential}` and `{token}`.
 #[derive(Debug, Default)]
 pub struct Auth {
     pub headers: Vec<(HeaderName, TextTemplate)>,
     pub query: Vec<(String, TextTemplate)>,
+    pub token: Option<TokenPlan>,
+}
+
+/// How to get an access token with the credential (two-step auth).
+#[derive(Debug)]
+pub struct TokenPlan {
+    pub method: Method,
+    pub path: TextTemplate,
+    pub headers: Vec<(HeaderName, TextTemplate)>,
+    pub query: Vec<(String, TextTemplate)>,
+    pub body: Option<ValueTemplate>,
+    pub token: Expr,
+    pub expires_at: Option<Expr>,
+    pub issued_at: Option<Expr>,
+    pub expires_in: Option<Expr>,
+    pub refresh_before_secs: u64,
 }
 
 #[derive(Debug)]

@@ -30,6 +30,23 @@ enum Part {
     Expr(Expr),
     /// `{credential}`: only allowed in the auth section.
     Credential,
+    /// `{token}`: the access token of `[auth.token]`; only allowed in the auth section.
+    Token,
+}
+
+/// The secrets a template may put in a request: only auth templates ever get real ones.
+#[derive(Clone, Copy)]
+pub struct Secrets<'a> {
+    pub credential: &'a str,
+    pub token: &'a str,
+}
+
+impl Secrets<'static> {
+    /// For templates that may not use secrets (they cannot: parsing refused them).
+    pub const NONE: Secrets<'static> = Secrets {
+        credential: "",
+        token: "",
+    };
 }
 
 /// Text with placeholders.
@@ -48,8 +65,8 @@ pub enum Escape {
 }
 
 impl TextTemplate {
-    /// Parses `source`. `allow_credential` admits the `{credential}` placeholder.
-    pub fn parse(source: &str, allow_credential: bool) -> Result<TextTemplate, String> {
+    /// Parses `source`. `allow_secrets` admits the `{credential}` and `{token}` placeholders.
+    pub fn parse(source: &str, allow_secrets: bool) -> Result<TextTemplate, String> {
         let mut parts = Vec::new();
         let mut rest = source;
         while let Some(open) = rest.find('{') {
@@ -61,11 +78,17 @@ impl TextTemplate {
                 .find('}')
                 .ok_or_else(|| format!("unclosed `{{` in `{source}`"))?;
             let inner = after[..close].trim();
-            if inner == "credential" {
-                if !allow_credential {
-                    return Err("`{credential}` may only be used in the [auth] section".to_string());
+            if inner == "credential" || inner == "token" {
+                if !allow_secrets {
+                    return Err(format!(
+                        "`{{{inner}}}` may only be used in the [auth] section"
+                    ));
                 }
-                parts.push(Part::Credential);
+                parts.push(if inner == "token" {
+                    Part::Token
+                } else {
+                    Part::Credential
+                });
             } else {
                 let full = if inner.starts_with('$') {
                     inner.to_string()
@@ -89,14 +112,15 @@ impl TextTemplate {
     pub fn render(
         &self,
         ctx: &Value,
-        credential: &str,
+        secrets: Secrets<'_>,
         escape: Escape,
     ) -> Result<Option<String>, ConvertError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
-                Part::Credential => out.push_str(credential),
+                Part::Credential => out.push_str(secrets.credential),
+                Part::Token => out.push_str(secrets.token),
                 Part::Expr(expr) => {
                     let Some(value) = expr.eval(ctx)? else {
                         return Ok(None);
@@ -117,9 +141,9 @@ impl TextTemplate {
         Ok(Some(out))
     }
 
-    /// Whether the template is a single placeholder and nothing else.
-    pub fn is_placeholder_only(&self) -> bool {
-        matches!(self.parts.as_slice(), [Part::Expr(_)])
+    /// Whether the template uses `{token}`.
+    pub fn uses_token(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Token))
     }
 }
 
@@ -212,7 +236,10 @@ mod tests {
             ("a#b c", "/api/teams/a%23b%20c/members"),
         ] {
             let ctx = json!({"path": {"id": id}});
-            let got = t.render(&ctx, "", Escape::PathSegment).unwrap().unwrap();
+            let got = t
+                .render(&ctx, Secrets::NONE, Escape::PathSegment)
+                .unwrap()
+                .unwrap();
             assert_eq!(got, want);
         }
     }
@@ -220,18 +247,34 @@ mod tests {
     #[test]
     fn absent_placeholder_makes_the_text_absent() {
         let t = TextTemplate::parse("eq:{query.name}", false).unwrap();
-        assert_eq!(t.render(&json!({}), "", Escape::None).unwrap(), None);
+        assert_eq!(
+            t.render(&json!({}), Secrets::NONE, Escape::None).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn credential_only_where_allowed() {
         assert!(TextTemplate::parse("Bearer {credential}", false).is_err());
         let t = TextTemplate::parse("Bearer {credential}", true).unwrap();
+        let secrets = Secrets {
+            credential: "s3cret",
+            token: "t0k",
+        };
         assert_eq!(
-            t.render(&json!({}), "s3cret", Escape::None)
+            t.render(&json!({}), secrets, Escape::None)
                 .unwrap()
                 .unwrap(),
             "Bearer s3cret"
+        );
+        assert!(TextTemplate::parse("Bearer {token}", false).is_err());
+        let t = TextTemplate::parse("Bearer {token}", true).unwrap();
+        assert!(t.uses_token());
+        assert_eq!(
+            t.render(&json!({}), secrets, Escape::None)
+                .unwrap()
+                .unwrap(),
+            "Bearer t0k"
         );
     }
 
