@@ -280,3 +280,68 @@ async fn member_roles_map_to_each_vendor() {
         .collect();
     assert_eq!(sent[0].json()["permission"], 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_with_members_replaces_the_list_where_the_vendor_holds_it() {
+    let h = start(&["flashcat", "grafana"]).await;
+    let bob = h.user_id("flashcat", "bob@example.com").await;
+    let eve = h.user_id("flashcat", "eve@example.com").await;
+    let created = h
+        .post(
+            "flashcat",
+            "/v1/teams",
+            json!({ "name": "Listed", "members": [{ "user_id": bob }] }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        created.body["members"],
+        json!([{ "user_id": bob, "email": null, "username": null, "role": "member", "vendor": {} }])
+    );
+    let id = created.body["id"].as_str().unwrap();
+    let a = h
+        .patch(
+            "flashcat",
+            &format!("/v1/teams/{id}"),
+            json!({ "members": [{ "user_id": eve }] }),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let ids: Vec<&str> = a.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![eve.as_str()]);
+    // A role the vendor cannot hold is refused, never dropped.
+    let a = h
+        .patch(
+            "flashcat",
+            &format!("/v1/teams/{id}"),
+            json!({ "members": [{ "user_id": eve, "role": "admin" }] }),
+        )
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (400, "invalid_request"),
+        "{}",
+        a.text
+    );
+    // A backend without inline members refuses the field.
+    let g = h.create_team("grafana", "NoList").await;
+    let a = h
+        .patch(
+            "grafana",
+            &format!("/v1/teams/{g}"),
+            json!({ "members": [] }),
+        )
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (400, "invalid_request"),
+        "{}",
+        a.text
+    );
+    assert!(a.body["detail"].as_str().unwrap().contains("members"));
+}

@@ -13,13 +13,14 @@ pub const DESCRIPTION_MAX: usize = 10_000;
 const EMAIL_MAX: usize = 254;
 const ID_MAX: usize = 256;
 
-/// Team fields a caller may write.
-pub const TEAM_WRITABLE: &[&str] = &["name", "description", "email", "parent_id"];
+/// Team fields a caller may write. `members` is the whole member list (PATCH replaces it).
+pub const TEAM_WRITABLE: &[&str] = &["name", "description", "email", "parent_id", "members"];
+/// Most members a team body may list.
+pub const MEMBERS_MAX: usize = 1000;
 /// Team fields only the backend sets.
 const TEAM_READ_ONLY: &[&str] = &[
     "id",
     "member_count",
-    "members",
     "created_at",
     "updated_at",
     "backend",
@@ -61,6 +62,7 @@ pub fn team_input(body: &Value, mode: TeamWrite) -> Result<Map<String, Value>, P
             }
             ("email", Value::String(s)) => Value::String(email(s, "email")?),
             ("parent_id", Value::String(s)) => Value::String(id(s, "parent_id")?),
+            ("members", Value::Array(list)) => members(list)?,
             (_, Value::Null) => continue,
             (key, _) => return Err(Problem::invalid(format!("`{key}` must be a string"))),
         };
@@ -70,6 +72,49 @@ pub fn team_input(body: &Value, mode: TeamWrite) -> Result<Map<String, Value>, P
         return Err(Problem::invalid("`name` is required"));
     }
     Ok(input)
+}
+
+/// A full member list: `[{"user_id", "role"?}]`, each user once.
+fn members(list: &[Value]) -> Result<Value, Problem> {
+    if list.len() > MEMBERS_MAX {
+        return Err(Problem::invalid(format!(
+            "`members` lists more than {MEMBERS_MAX} members"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for entry in list {
+        let object = entry.as_object().ok_or_else(|| {
+            Problem::invalid("each of `members` must be an object with `user_id`")
+        })?;
+        let mut member = Map::new();
+        for (key, value) in object {
+            match (key.as_str(), value) {
+                ("user_id", Value::String(s)) => {
+                    member.insert("user_id".into(), Value::String(id(s, "members[].user_id")?));
+                }
+                ("role", Value::String(s)) => {
+                    member.insert("role".into(), Value::String(role(s)?));
+                }
+                ("role", Value::Null) => {}
+                _ => {
+                    return Err(Problem::invalid(format!(
+                        "`members[].{key}` is not a member field"
+                    )))
+                }
+            }
+        }
+        let Some(user) = member.get("user_id").and_then(Value::as_str) else {
+            return Err(Problem::invalid("each of `members` needs `user_id`"));
+        };
+        if !seen.insert(user.to_string()) {
+            return Err(Problem::invalid(format!(
+                "user {user:?} is listed twice in `members`"
+            )));
+        }
+        out.push(Value::Object(member));
+    }
+    Ok(Value::Array(out))
 }
 
 /// Validates an add-member body: `user_id` or `email`, and an optional `role`.
@@ -201,6 +246,25 @@ mod tests {
         let ok = team_input(&json!({"description": null}), TeamWrite::Patch).unwrap();
         assert_eq!(ok["description"], Value::Null);
         assert!(team_input(&json!({"name": null}), TeamWrite::Patch).is_err());
+    }
+
+    #[test]
+    fn member_lists_are_checked_entry_by_entry() {
+        let ok = team_input(
+            &json!({"members": [{"user_id": "1", "role": "admin"}, {"user_id": "2"}]}),
+            TeamWrite::Patch,
+        )
+        .unwrap();
+        assert_eq!(ok["members"][1], json!({"user_id": "2"}));
+        for bad in [
+            json!({"members": [{"user_id": "1"}, {"user_id": "1"}]}),
+            json!({"members": [{"email": "a@b.c"}]}),
+            json!({"members": [{"user_id": "1", "role": "owner"}]}),
+            json!({"members": ["1"]}),
+            json!({"members": "1"}),
+        ] {
+            assert!(team_input(&bad, TeamWrite::Patch).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -245,7 +245,20 @@ impl Backend {
                 }
             }
         }
-        if let Some(role) = req.input.get("role").and_then(Value::as_str) {
+        let listed_roles = req
+            .input
+            .get("members")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get("role").and_then(Value::as_str));
+        for role in req
+            .input
+            .get("role")
+            .and_then(Value::as_str)
+            .into_iter()
+            .chain(listed_roles)
+        {
             let can = self.mapping.member.vendor_role(role).is_some();
             if !can && (role != "member" || req.op == Operation::UpdateMember) {
                 return Err(Problem::invalid(format!(
@@ -265,6 +278,22 @@ impl Backend {
             }
         } else if let Some(vendor) = self.mapping.member.vendor_role("member") {
             input["vendor_role"] = vendor;
+        }
+        // A full member list: each entry gets its role in the vendor's terms, and the ids
+        // come as a plain list too (`$.input.member_ids`).
+        if let Some(members) = input.get_mut("members").and_then(Value::as_array_mut) {
+            let mut ids = Vec::with_capacity(members.len());
+            for member in members.iter_mut() {
+                let role = member
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .unwrap_or("member");
+                if let Some(vendor) = self.mapping.member.vendor_role(role) {
+                    member["vendor_role"] = vendor;
+                }
+                ids.push(member["user_id"].clone());
+            }
+            input["member_ids"] = Value::Array(ids);
         }
         json!({
             "path": { "id": req.team_id, "user": req.user_id },

@@ -182,8 +182,11 @@ fn time_to_rfc3339(raw: &Value, format: TimeFormat) -> Option<String> {
         .ok()
 }
 
-/// `$.a.b` → `["a", "b"]`; `None` for anything but plain member names.
+/// `$.a.b` → `["a", "b"]`, `$` → `[]` (the whole value); `None` for anything else.
 fn plain_members(source: &str) -> Option<Vec<String>> {
+    if source == "$" {
+        return Some(Vec::new());
+    }
     let rest = source.strip_prefix("$.")?;
     let names: Vec<String> = rest.split('.').map(str::to_string).collect();
     let plain = names.iter().all(|n| {
@@ -196,6 +199,8 @@ fn plain_members(source: &str) -> Option<Vec<String>> {
 
 fn remove_plain(value: &mut Value, names: &[String]) {
     let Some((last, parents)) = names.split_last() else {
+        // `$` consumed the whole value: nothing is left for `vendor`.
+        *value = Value::Object(Map::new());
         return;
     };
     let mut cursor = value;

@@ -154,6 +154,9 @@ pub enum ValueTemplate {
     Expr(Expr),
     Object(Vec<(String, ValueTemplate)>),
     Array(Vec<ValueTemplate>),
+    /// `{ "$each" = "<expression of an array>", "$as" = <template> }`: the template once per
+    /// element, which it reads as `$.item` (and nothing else).
+    Each(Expr, Box<ValueTemplate>),
 }
 
 impl ValueTemplate {
@@ -179,6 +182,20 @@ impl ValueTemplate {
                     .map(ValueTemplate::compile)
                     .collect::<Result<_, _>>()?,
             ),
+            toml::Value::Table(table) if table.contains_key("$each") => {
+                let (Some(toml::Value::String(source)), Some(each), 2) =
+                    (table.get("$each"), table.get("$as"), table.len())
+                else {
+                    return Err(
+                        "`$each` takes a string expression and a `$as` template, and nothing else"
+                            .into(),
+                    );
+                };
+                ValueTemplate::Each(
+                    Expr::parse(source)?,
+                    Box::new(ValueTemplate::compile(each)?),
+                )
+            }
             toml::Value::Table(table) => ValueTemplate::Object(
                 table
                     .iter()
@@ -215,6 +232,20 @@ impl ValueTemplate {
                 }
                 Some(Value::Array(out))
             }
+            ValueTemplate::Each(source, template) => match source.eval(ctx)? {
+                None => None,
+                Some(Value::Array(elements)) => {
+                    let mut out = Vec::with_capacity(elements.len());
+                    for element in elements {
+                        let item_ctx = serde_json::json!({ "item": element });
+                        if let Some(v) = template.render(&item_ctx)? {
+                            out.push(v);
+                        }
+                    }
+                    Some(Value::Array(out))
+                }
+                Some(_) => None,
+            },
         })
     }
 }
@@ -276,6 +307,22 @@ mod tests {
                 .unwrap(),
             "Bearer t0k"
         );
+    }
+
+    #[test]
+    fn each_renders_one_element_per_item() {
+        let toml: toml::Value = toml::from_str(
+            "members = { \"$each\" = \"$.input.members\", \"$as\" = { user = { id = \"$.item.user_id\" }, role = \"$.item.vendor_role\" } }",
+        )
+        .unwrap();
+        let t = ValueTemplate::compile(&toml).unwrap();
+        let ctx = json!({"input": {"members": [{"user_id": "a", "vendor_role": "admin"}, {"user_id": "b"}]}});
+        assert_eq!(
+            t.render(&ctx).unwrap().unwrap(),
+            json!({"members": [{"user": {"id": "a"}, "role": "admin"}, {"user": {"id": "b"}}]})
+        );
+        let bad: toml::Value = toml::from_str("m = { \"$each\" = \"$.x\" }").unwrap();
+        assert!(ValueTemplate::compile(&bad).is_err());
     }
 
     #[test]
