@@ -13,7 +13,8 @@ use super::fields::{Field, FieldMap, Kind, TimeFormat};
 use super::file::{self, FieldFile, MappingFile, StatusFile};
 use super::template::{TextTemplate, ValueTemplate};
 use super::{
-    Auth, CheckError, Limits, Mapping, OperationPlan, Paging, RequestOptions, Step, TokenPlan,
+    Auth, CheckError, Limits, Mapping, MemberStyle, OperationPlan, Paging, RequestOptions, Step,
+    TokenPlan,
 };
 use crate::canonical::validate::{DESCRIPTION_MAX, NAME_MAX};
 use crate::canonical::{ErrorCode, Operation};
@@ -594,29 +595,38 @@ fn operation(
             format!("[operations.{name}]: `read` is only for update_team"),
         );
     }
-    let member_set = match raw.style.as_ref() {
-        None => false,
-        Some(s) if s.get_ref() == "member_set" => {
-            if !matches!(
+    let style = match raw.style.as_ref() {
+        None => MemberStyle::Direct,
+        Some(s) => {
+            let style = match s.get_ref().as_str() {
+                "member_set" => Some(MemberStyle::MemberSet),
+                "checked" => Some(MemberStyle::Checked),
+                _ => None,
+            };
+            let is_member_op = matches!(
                 op,
                 Operation::AddMember | Operation::RemoveMember | Operation::UpdateMember
-            ) {
-                cx.error(
-                    s.span().start,
-                    format!("[operations.{name}]: style `member_set` is only for member changes"),
-                );
-            }
-            true
-        }
-        Some(s) => {
-            cx.error(
-                s.span().start,
-                format!(
-                    "[operations.{name}]: unknown style `{}` (known: member_set)",
-                    s.get_ref()
-                ),
             );
-            false
+            match style {
+                Some(style) if is_member_op => style,
+                Some(_) => {
+                    cx.error(
+                        s.span().start,
+                        format!("[operations.{name}]: a style is only for member changes"),
+                    );
+                    MemberStyle::Direct
+                }
+                None => {
+                    cx.error(
+                        s.span().start,
+                        format!(
+                            "[operations.{name}]: unknown style `{}` (known: member_set, checked)",
+                            s.get_ref()
+                        ),
+                    );
+                    MemberStyle::Direct
+                }
+            }
         }
     };
     let resolve_user = raw.resolve_user.as_ref().and_then(|r| cx.operation(r));
@@ -671,7 +681,7 @@ fn operation(
     let plan = OperationPlan {
         op,
         read,
-        member_set,
+        style,
         resolve_user,
         steps,
         then,
@@ -700,7 +710,7 @@ fn operation(
     if let Some(what) = missing {
         cx.error(at, format!("[operations.{name}] needs {what}"));
     }
-    if raw.steps.is_empty() && !plan.member_set {
+    if raw.steps.is_empty() {
         cx.error(at, format!("[operations.{name}] has no steps"));
     }
     if plan.then == Some(Operation::GetTeam) && plan.id.is_none() {
@@ -801,10 +811,10 @@ fn cross_check(cx: &mut Ctx, raw: &MappingFile, ops: &BTreeMap<Operation, Operat
                 }
             }
         }
-        if plan.member_set && !ops.contains_key(&Operation::ListMembers) {
+        if plan.style != MemberStyle::Direct && !ops.contains_key(&Operation::ListMembers) {
             cx.error(
                 at,
-                format!("[operations.{name}]: style `member_set` needs [operations.list_members]"),
+                format!("[operations.{name}]: a member style needs [operations.list_members]"),
             );
         }
         if plan.resolve_user.is_some() && raw.user.is_none() {

@@ -10,10 +10,10 @@
 //! $.path.id / $.path.user      path parameters      $.input.*     validated body
 //! $.query.name|q|email         list filters         $.page.number|size|offset
 //! $.options.*                  backend options      $.steps.<name>.status|body
-//! $.current / $.merged         (update with `read`) $.member_ids  (style member_set)
+//! $.current / $.merged         (update with `read`) $.member_ids  (member styles)
 //! ```
 //!
-//! Read-modify-write operations (`read`, `member_set`) hold a per-team lock for their whole
+//! Read-modify-write operations (`read`, member styles) hold a per-team lock for their whole
 //! run, so two writes through this process cannot lose each other's change.
 
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ use super::errors::{classify, Outcome, VendorError};
 use super::expr::{ConvertError, Expr};
 use super::fields::{MEMBER_FIELDS, USER_FIELDS};
 use super::template::{encode_component, Escape, Secrets};
-use super::{Mapping, OperationPlan, Paging, Step, TokenPlan};
+use super::{Mapping, MemberStyle, OperationPlan, Paging, Step, TokenPlan};
 use crate::canonical::{
     cursor, CanonicalRequest, CanonicalResponse, ErrorCode, Operation, PageRequest, Problem,
     UpstreamDetail,
@@ -439,24 +439,31 @@ impl Backend {
         ctx["input"]["user_id"] = Value::String(user_id.clone());
         let _guard = self.lock_team(req).await;
         let mut already = false;
-        if plan.member_set {
-            let current = self.current_members(ctx, caller).await?;
-            let present = current.iter().any(|m| m["user_id"] == user_id.as_str());
-            if req.op == Operation::AddMember && present {
-                already = true;
-            } else {
-                if req.op == Operation::UpdateMember && !present {
-                    return Err(not_a_member(&user_id, req));
-                }
-                let mut ids: Vec<Value> = current.iter().map(|m| m["user_id"].clone()).collect();
-                if !present {
+        let current = match plan.style {
+            MemberStyle::Direct => None,
+            MemberStyle::Checked | MemberStyle::MemberSet => {
+                Some(self.current_members(ctx, caller).await?)
+            }
+        };
+        let present = current
+            .as_ref()
+            .map(|members| members.iter().any(|m| m["user_id"] == user_id.as_str()));
+        if req.op == Operation::UpdateMember && present == Some(false) {
+            return Err(not_a_member(&user_id, req));
+        }
+        if req.op == Operation::AddMember && present == Some(true) {
+            already = true;
+        } else {
+            if let (MemberStyle::MemberSet, Some(members)) = (plan.style, &current) {
+                let mut ids: Vec<Value> = members.iter().map(|m| m["user_id"].clone()).collect();
+                if present == Some(false) {
                     ids.push(Value::String(user_id.clone()));
                 }
                 ctx["member_ids"] = Value::Array(ids);
-                self.run_steps(plan, ctx, caller).await?;
             }
-        } else if let Flow::AlreadyDone = self.run_steps(plan, ctx, caller).await? {
-            already = true;
+            if let Flow::AlreadyDone = self.run_steps(plan, ctx, caller).await? {
+                already = true;
+            }
         }
         let member = self.member_after_change(req, &user_id).await?;
         let status = if already || req.op == Operation::UpdateMember {
@@ -480,7 +487,7 @@ impl Backend {
         let caller = req.op;
         let user_id = req.user_id.clone().unwrap_or_default();
         let _guard = self.lock_team(req).await;
-        if plan.member_set {
+        if plan.style != MemberStyle::Direct {
             let current = self.current_members(ctx, caller).await?;
             if !current.iter().any(|m| m["user_id"] == user_id.as_str()) {
                 return Err(not_a_member(&user_id, req));

@@ -197,6 +197,8 @@ pub struct OperationFile {
     /// Run this canonical operation first (read-modify-write); its answer is `$.current`,
     /// and `$.merged` is the input merged into it.
     pub read: Option<Spanned<String>>,
+    /// `"checked"`: read the member list first (add of a present member, remove or update of
+    /// an absent one, answer without a write).
     /// `"member_set"`: the vendor only replaces the whole member list. teamgate reads the
     /// members (`list_members`), changes the set, and the steps write it (`$.member_ids`).
     pub style: Option<Spanned<String>>,

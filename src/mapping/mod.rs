@@ -149,7 +149,7 @@ pub enum Paging {
 pub struct OperationPlan {
     pub op: Operation,
     pub read: Option<Operation>,
-    pub member_set: bool,
+    pub style: MemberStyle,
     pub resolve_user: Option<Operation>,
     pub steps: Vec<Step>,
     pub then: Option<Operation>,
@@ -158,6 +158,20 @@ pub struct OperationPlan {
     pub items: Option<Expr>,
     pub paging: Paging,
     pub errors: Vec<ErrorRule>,
+}
+
+/// How a member change meets the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStyle {
+    /// The steps do it (the vendor has member endpoints that say what happened).
+    Direct,
+    /// Read the member list first: adding someone already there, or removing or updating
+    /// someone who is not, is answered without a write (for vendors whose add is silent
+    /// about it).
+    Checked,
+    /// The vendor only replaces the whole list: read it, change the set, write it back
+    /// (`$.member_ids`).
+    MemberSet,
 }
 
 /// One HTTP call of an operation.
