@@ -868,13 +868,17 @@ impl Backend {
         if !(200..300).contains(&answer.status) {
             self.metrics
                 .upstream(&self.name, caller.name(), UpstreamOutcome::VendorError);
-            let mut problem = Problem::new(
-                ErrorCode::UpstreamError,
-                format!(
-                    "the backend refused its credential when asked for an access token (HTTP {})",
-                    answer.status
+            let (code, detail) = match answer.status {
+                401 | 403 => (
+                    ErrorCode::UpstreamError,
+                    format!("the backend refused its credential when asked for an access token (HTTP {})", answer.status),
                 ),
-            );
+                status => (
+                    ErrorCode::from_upstream_status(status),
+                    format!("the backend's access-token endpoint answered HTTP {status}"),
+                ),
+            };
+            let mut problem = Problem::new(code, detail);
             problem.upstream = Some(Box::new(UpstreamDetail {
                 status: answer.status,
                 code: None,
