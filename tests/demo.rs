@@ -86,7 +86,10 @@ async fn the_shipped_config_serves_every_backend_from_simulators() {
         .iter()
         .map(|b| b["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["flashcat", "grafana", "jsonapi", "opsgenie", "squadcast"]);
+    assert_eq!(
+        names,
+        ["flashcat", "grafana", "jsonapi", "opsgenie", "squadcast"]
+    );
     for backend in names {
         let (status, team) = call(
             "POST",

@@ -1,0 +1,181 @@
+//! Two-step auth (declared in the Squadcast mapping): access tokens are fetched with the
+//! refresh token, cached, renewed once on a 401, and never shown in answers or logs.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::json;
+use support::start;
+
+/// Everything the process logs, at debug level, for the "never in the logs" assertions.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(move || Capture(writer.clone()))
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn token_fetches(h: &support::Harness) -> usize {
+    h.sim("squadcast")
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/oauth/access-token"))
+        .count()
+}
+
+/// The access tokens the vendor saw, from the Authorization headers in its log.
+fn tokens_seen(h: &support::Harness) -> Vec<String> {
+    let mut tokens: Vec<String> = h
+        .sim("squadcast")
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.header("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::to_string)
+        })
+        .collect();
+    tokens.dedup();
+    tokens
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_token_is_fetched_once_and_reused() {
+    let logs = captured_logs();
+    let h = start(&["squadcast"]).await;
+    for name in ["One", "Two", "Three"] {
+        h.create_team("squadcast", name).await;
+    }
+    h.get("squadcast", "/v1/teams").await;
+    assert_eq!(token_fetches(&h), 1, "one token for many calls");
+    let fetch = h
+        .sim("squadcast")
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/oauth/access-token"))
+        .unwrap();
+    assert_eq!(fetch.header("x-refresh-token"), Some(support::CREDENTIAL));
+    assert_eq!(fetch.method, "GET");
+    let tokens = tokens_seen(&h);
+    assert_eq!(tokens.len(), 1);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        !text.contains(&tokens[0]),
+        "the access token is in the logs"
+    );
+    assert!(
+        !text.contains(support::CREDENTIAL),
+        "the refresh token is in the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refreshed_once_and_the_call_retried() {
+    let logs = captured_logs();
+    let h = start(&["squadcast"]).await;
+    let id = h.create_team("squadcast", "Before").await;
+    assert_eq!(token_fetches(&h), 1);
+    // The vendor forgets every token it issued (as when they expire early).
+    assert!(h.sim("squadcast").set_switch("revoke_tokens", true));
+    h.sim("squadcast").clear_log();
+    let a = h.get("squadcast", &format!("/v1/teams/{id}")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let log = h.sim("squadcast").requests();
+    let paths: Vec<&str> = log.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        log.len(),
+        3,
+        "refused call, one refresh, one retry: {paths:?}"
+    );
+    assert!(log[1].path.ends_with("/oauth/access-token"));
+    assert_eq!(log[0].path, log[2].path);
+    assert_ne!(
+        log[0].header("authorization"),
+        log[2].header("authorization"),
+        "the retry carries the new token"
+    );
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("Access token refused"),
+        "the logs are captured"
+    );
+    for token in tokens_seen(&h) {
+        assert!(!text.contains(&token), "a token is in the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_refresh_token_is_an_upstream_error_without_secrets() {
+    let logs = captured_logs();
+    let h = start(&["squadcast"]).await;
+    assert!(h.sim("squadcast").set_switch("reject_refresh", true));
+    let a = h
+        .post("squadcast", "/v1/teams", json!({ "name": "Nope" }))
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (502, "upstream_error"),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.body["upstream"]["status"], 401);
+    assert!(!a.text.contains(support::CREDENTIAL));
+    assert_eq!(
+        token_fetches(&h),
+        1,
+        "no retry loop on a refused refresh token"
+    );
+    assert!(
+        h.sim("squadcast")
+            .requests()
+            .iter()
+            .all(|r| !r.path.starts_with("/v3/teams")),
+        "no team call without a token"
+    );
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        !text.contains(support::CREDENTIAL),
+        "the refresh token is in the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_still_refused_after_refresh_is_not_retried_again() {
+    let h = start(&["squadcast"]).await;
+    h.create_team("squadcast", "Warm").await;
+    assert!(h.sim("squadcast").set_switch("expire_tokens", true));
+    h.sim("squadcast").clear_log();
+    let a = h.get("squadcast", "/v1/teams").await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (502, "upstream_error"),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        h.sim("squadcast").request_count(),
+        3,
+        "one refresh, one retry, then the error"
+    );
+}
