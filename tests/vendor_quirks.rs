@@ -249,8 +249,57 @@ async fn jsonapi_soft_deleted_teams_are_gone_for_canonical_callers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_roles_map_to_each_vendor() {
-    let h = start(&["grafana", "jsonapi"]).await;
-    for backend in ["grafana", "jsonapi"] {
+    let h = support::start_backends(&[
+        ("grafana", "grafana", "mappings/grafana.toml"),
+        ("jsonapi", "jsonapi", "mappings/jsonapi.toml"),
+        ("opsgenie", "opsgenie", "mappings/opsgenie.toml"),
+        ("squadcast", "squadcast", "mappings/squadcast.toml"),
+        (
+            "squadcast-rbac",
+            "squadcast",
+            "mappings/squadcast-rbac.toml",
+        ),
+        ("flashcat", "flashcat", "mappings/flashcat.toml"),
+    ])
+    .await;
+    // Flashcat has no per-team roles: admin is refused, naming the backend, never dropped.
+    let id = h.create_team("flashcat", "Roles").await;
+    let bob = h.user_id("flashcat", "bob@example.com").await;
+    let a = h
+        .post(
+            "flashcat",
+            &format!("/v1/teams/{id}/members"),
+            json!({ "user_id": bob, "role": "admin" }),
+        )
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (400, "invalid_request"),
+        "{}",
+        a.text
+    );
+    assert!(a.body["detail"].as_str().unwrap().contains("flashcat"));
+    let a = h
+        .call(
+            "flashcat",
+            http::Method::PATCH,
+            &format!("/v1/teams/{id}/members/{bob}"),
+            Some(json!({ "role": "member" })),
+        )
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (501, "unsupported_operation"),
+        "{}",
+        a.text
+    );
+    for backend in [
+        "grafana",
+        "jsonapi",
+        "opsgenie",
+        "squadcast",
+        "squadcast-rbac",
+    ] {
         let id = h.create_team(backend, "Roles").await;
         let bob = h.user_id(backend, "bob@example.com").await;
         let a = h

@@ -48,18 +48,33 @@ impl Answer {
     }
 }
 
-/// Starts one simulator per backend name (named as its kind) and a proxy in front of them.
+/// Starts one simulator per backend name (named as its kind, with `mappings/<kind>.toml`)
+/// and a proxy in front of them.
 pub async fn start(backends: &[&str]) -> Harness {
+    let specs: Vec<(&str, &str, String)> = backends
+        .iter()
+        .map(|b| (*b, *b, format!("mappings/{b}.toml")))
+        .collect();
+    let specs: Vec<(&str, &str, &str)> =
+        specs.iter().map(|(n, k, m)| (*n, *k, m.as_str())).collect();
+    start_backends(&specs).await
+}
+
+/// Starts backends given as (name, simulator kind, mapping file).
+pub async fn start_backends(backends: &[(&str, &str, &str)]) -> Harness {
     let mut sims = BTreeMap::new();
     let mut config = String::from("listen = \"127.0.0.1:0\"\n");
-    config.push_str(&format!("default_backend = \"{}\"\n", backends[0]));
-    for name in backends {
-        let vendor = sim::new_vendor(name, CREDENTIAL).expect("known simulator");
+    config.push_str(&format!("default_backend = \"{}\"\n", backends[0].0));
+    for (name, kind, mapping) in backends {
+        let vendor = sim::new_vendor(kind, CREDENTIAL).expect("known simulator");
         let handle = sim::spawn_local(vendor).await.expect("simulator starts");
-        let var = format!("TEAMGATE_TEST_{}_CREDENTIAL", name.to_uppercase());
+        let var = format!(
+            "TEAMGATE_TEST_{}_CREDENTIAL",
+            name.to_uppercase().replace('-', "_")
+        );
         std::env::set_var(&var, CREDENTIAL);
         config.push_str(&format!(
-            "[backends.{name}]\nmapping = \"mappings/{name}.toml\"\nbase_url = \"{}\"\ncredential_env = \"{var}\"\ntimeout_ms = 5000\n",
+            "[backends.{name}]\nmapping = \"{mapping}\"\nbase_url = \"{}\"\ncredential_env = \"{var}\"\ntimeout_ms = 5000\n",
             handle.base_url()
         ));
         sims.insert(name.to_string(), handle);
