@@ -28,7 +28,16 @@ struct RawConfig {
     default_backend: Spanned<String>,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    cache: RawCache,
     backends: BTreeMap<String, Spanned<RawBackend>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    enabled: Option<bool>,
+    max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,9 +55,29 @@ struct RawBackend {
     base_url: Option<Spanned<String>>,
     simulator: Option<Spanned<String>>,
     credential_env: Option<Spanned<String>>,
+    #[serde(default)]
+    forward_credential: bool,
     timeout_ms: Option<u64>,
+    cache_ttl_ms: Option<u64>,
+    stale_if_error_ms: Option<u64>,
     #[serde(default)]
     options: toml::Table,
+}
+
+/// The read cache, process-wide.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// Bound on what cached answers weigh, in bytes.
+    pub max_bytes: u64,
+}
+
+/// How long one backend's reads stay fresh, and how long a stale one may stand in for an
+/// error.
+#[derive(Debug, Clone, Copy)]
+pub struct CachePolicy {
+    pub ttl: Duration,
+    pub stale_if_error: Duration,
 }
 
 /// Server-wide limits.
@@ -74,7 +103,10 @@ pub struct BackendConfig {
     pub mapping_path: PathBuf,
     pub target: Target,
     pub credential_env: Option<String>,
+    /// The caller sends the vendor credential (`Teamgate-Upstream-Credential`).
+    pub forward_credential: bool,
     pub timeout: Duration,
+    pub cache: CachePolicy,
     pub options: Map<String, Value>,
 }
 
@@ -85,6 +117,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub default_backend: String,
     pub server: ServerLimits,
+    pub cache: CacheSettings,
     pub backends: Vec<BackendConfig>,
 }
 
@@ -191,6 +224,14 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
             }
         };
         let credential_env = b.credential_env.as_ref().map(|e| e.get_ref().clone());
+        if let (Target::BaseUrl(_), None, false) =
+            (&target, &b.credential_env, b.forward_credential)
+        {
+            error(
+                at,
+                format!("backends.{name}: set `credential_env` (or `forward_credential = true`)"),
+            );
+        }
         if let (Target::BaseUrl(_), Some(var)) = (&target, &b.credential_env) {
             if std::env::var_os(var.get_ref()).is_none() {
                 error(
@@ -214,7 +255,14 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
             mapping_path: base.join(b.mapping.get_ref()),
             target,
             credential_env,
+            forward_credential: b.forward_credential,
             timeout: Duration::from_millis(b.timeout_ms.unwrap_or(10_000).clamp(1, 600_000)),
+            cache: CachePolicy {
+                ttl: Duration::from_millis(b.cache_ttl_ms.unwrap_or(5_000).min(86_400_000)),
+                stale_if_error: Duration::from_millis(
+                    b.stale_if_error_ms.unwrap_or(30_000).min(86_400_000),
+                ),
+            },
             options,
         });
     }
@@ -274,6 +322,14 @@ pub fn check_source(path: &Path, source: &str) -> Result<Checked, Vec<CheckError
             listen,
             default_backend: raw.default_backend.into_inner(),
             server,
+            cache: CacheSettings {
+                enabled: raw.cache.enabled.unwrap_or(true),
+                max_bytes: raw
+                    .cache
+                    .max_bytes
+                    .unwrap_or(64 << 20)
+                    .clamp(1 << 10, 1 << 40),
+            },
             backends,
         },
         mappings,

@@ -4,6 +4,7 @@
 //!
 //! - [`canonical`]: the canonical API v1 — operations, routing, validation, cursors, problems.
 //! - [`mapping`]: mapping files, compiled once, and the engine that runs them.
+//! - [`cache`]: the read cache stage (canonical keys, invalidation by writes, single flight).
 //! - [`upstream`]: the HTTP client that carries vendor requests.
 //! - [`server`]: the HTTP server, the tower stack and the gateway service.
 //! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
@@ -13,6 +14,7 @@
 //! [`run`] takes an already-bound listener and a shutdown future, so the binary and every
 //! test start the proxy the same way.
 
+pub mod cache;
 pub mod canonical;
 pub mod config;
 pub mod mapping;
@@ -30,7 +32,7 @@ use tokio::net::TcpListener;
 use config::{Checked, Target};
 use mapping::engine::{Backend, Secret};
 use metrics::Metrics;
-use server::gateway::Gateway;
+use server::gateway::{BackendRoute, Gateway};
 use upstream::HttpTransport;
 
 /// Largest vendor answer read, in bytes.
@@ -40,6 +42,7 @@ const MAX_UPSTREAM_BODY: usize = 16 << 20;
 pub struct App {
     pub gateway: Arc<Gateway>,
     pub metrics: Arc<Metrics>,
+    pub cache: Arc<cache::ReadCache>,
     /// Embedded simulators by backend name; they stop when the app is dropped.
     pub simulators: BTreeMap<String, sim::SimHandle>,
     limits: config::ServerLimits,
@@ -79,21 +82,36 @@ impl App {
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("no mapping loaded for backend {}", backend.name))?;
             let transport = Arc::new(HttpTransport::new(backend.timeout, MAX_UPSTREAM_BODY));
+            let engine = Arc::new(Backend::new(
+                backend.name.clone(),
+                mapping,
+                &base_url,
+                Secret::new(credential),
+                backend.options.clone(),
+                transport,
+                metrics.clone(),
+            ));
             backends.insert(
                 backend.name.clone(),
-                Arc::new(Backend::new(
-                    backend.name.clone(),
-                    mapping,
-                    &base_url,
-                    Secret::new(credential),
-                    backend.options.clone(),
-                    transport,
-                    metrics.clone(),
-                )),
+                BackendRoute {
+                    backend: engine,
+                    policy: backend.cache,
+                    forward_credential: backend.forward_credential,
+                },
             );
         }
+        let max_entry_life = checked
+            .config
+            .backends
+            .iter()
+            .map(|b| b.cache.ttl.mul_f64(1.1) + b.cache.stale_if_error)
+            .max()
+            .unwrap_or_default();
+        let cache =
+            cache::ReadCache::new(&checked.config.cache, max_entry_life, metrics.registry());
         let gateway = Arc::new(Gateway {
             backends,
+            executor: server::gateway::executor(cache.clone()),
             default_backend: checked.config.default_backend.clone(),
             metrics: metrics.clone(),
             max_body_bytes: checked.config.server.max_body_bytes,
@@ -101,6 +119,7 @@ impl App {
         Ok(App {
             gateway,
             metrics,
+            cache,
             simulators,
             limits: checked.config.server.clone(),
         })

@@ -129,6 +129,11 @@ impl Metrics {
         .sum()
     }
 
+    /// The registry, for stages that declare their own metrics (the cache).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

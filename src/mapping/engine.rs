@@ -17,6 +17,7 @@
 //! run, so two writes through this process cannot lose each other's change.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -78,8 +79,19 @@ pub struct Backend {
     transport: Arc<dyn Transport>,
     metrics: Arc<Metrics>,
     locks: TeamLocks,
-    /// The access token of two-step auth, when the mapping has one.
-    token: tokio::sync::Mutex<Option<CachedToken>>,
+    /// Access tokens of two-step auth, one per credential fingerprint.
+    tokens: tokio::sync::Mutex<HashMap<u64, CachedToken>>,
+    /// Keys credential fingerprints; random per process, so they reveal nothing.
+    fingerprints: std::collections::hash_map::RandomState,
+}
+
+/// Most access tokens kept (one per forwarded credential); the oldest go first past it.
+const MAX_TOKENS: usize = 1024;
+
+tokio::task_local! {
+    /// The credential a caller forwarded, for the request being run. Scoped to the request's
+    /// task so that no template can reach it and no other request can see it.
+    static FORWARDED_CREDENTIAL: Secret;
 }
 
 /// A token is used for at most this long, whatever the vendor says.
@@ -129,15 +141,56 @@ impl Backend {
             transport,
             metrics,
             locks: TeamLocks::default(),
-            token: tokio::sync::Mutex::new(None),
+            tokens: tokio::sync::Mutex::new(HashMap::new()),
+            fingerprints: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    /// Runs one canonical request.
+    /// Runs one canonical request with the backend's configured credential.
     pub async fn execute(&self, req: &CanonicalRequest) -> Result<CanonicalResponse, Problem> {
         self.execute_inner(req)
             .await
             .map_err(|p| p.with_backend(&self.name))
+    }
+
+    /// Runs one canonical request with a credential the caller forwarded (multi-tenant use).
+    /// A vendor's 401/403 is then the caller's: `unauthenticated` / `forbidden`.
+    pub async fn execute_as(
+        &self,
+        req: &CanonicalRequest,
+        credential: Secret,
+    ) -> Result<CanonicalResponse, Problem> {
+        let result = FORWARDED_CREDENTIAL
+            .scope(credential, self.execute_inner(req))
+            .await;
+        result.map_err(|mut p| {
+            let vendor_status = p.upstream.as_ref().map(|u| u.status);
+            if p.code == ErrorCode::UpstreamError {
+                match vendor_status {
+                    Some(401) => p.code = ErrorCode::Unauthenticated,
+                    Some(403) => p.code = ErrorCode::Forbidden,
+                    _ => {}
+                }
+            }
+            p.with_backend(&self.name)
+        })
+    }
+
+    /// The credential of the request being run: the forwarded one, else the configured one.
+    fn credential(&self) -> Secret {
+        FORWARDED_CREDENTIAL
+            .try_with(Secret::clone)
+            .unwrap_or_else(|_| self.credential.clone())
+    }
+
+    /// A stable, non-reversible fingerprint of a credential (for cache keys and token slots).
+    pub fn fingerprint(&self, credential: &Secret) -> u64 {
+        self.fingerprints.hash_one(credential.expose())
+    }
+
+    /// The fingerprint of the configured credential.
+    pub fn configured_fingerprint(&self) -> u64 {
+        self.fingerprint(&self.credential)
     }
 
     async fn execute_inner(&self, req: &CanonicalRequest) -> Result<CanonicalResponse, Problem> {
@@ -784,26 +837,38 @@ impl Backend {
         refused: Option<&Secret>,
         caller: Operation,
     ) -> Result<Secret, Problem> {
-        let mut cached = self.token.lock().await;
-        if let Some(current) = cached.as_ref() {
+        let credential = self.credential();
+        let slot = self.fingerprint(&credential);
+        let mut tokens = self.tokens.lock().await;
+        if let Some(current) = tokens.get(&slot) {
             let is_refused = refused.is_some_and(|r| r.expose() == current.value.expose());
             if !is_refused && tokio::time::Instant::now() < current.refresh_at {
                 return Ok(current.value.clone());
             }
         }
-        let fresh = self.fetch_token(plan, caller).await?;
+        let fresh = self.fetch_token(plan, &credential, caller).await?;
         let value = fresh.value.clone();
-        *cached = Some(fresh);
+        if tokens.len() >= MAX_TOKENS && !tokens.contains_key(&slot) {
+            let oldest = tokens
+                .iter()
+                .min_by_key(|(_, t)| t.refresh_at)
+                .map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                tokens.remove(&oldest);
+            }
+        }
+        tokens.insert(slot, fresh);
         Ok(value)
     }
 
     async fn fetch_token(
         &self,
         plan: &TokenPlan,
+        credential: &Secret,
         caller: Operation,
     ) -> Result<CachedToken, Problem> {
         let secrets = Secrets {
-            credential: self.credential.expose(),
+            credential: credential.expose(),
             token: "",
         };
         let render =
@@ -932,8 +997,9 @@ impl Backend {
     }
 
     fn build(&self, step: &Step, ctx: &Ctx, token: &str) -> Result<UpstreamRequest, Problem> {
+        let credential = self.credential();
         let secret = Secrets {
-            credential: self.credential.expose(),
+            credential: credential.expose(),
             token,
         };
         let path = step

@@ -14,20 +14,47 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
+use crate::cache::{CacheLayer, ReadCache};
 use crate::canonical::route::{route, Route};
 use crate::canonical::validate::{self, TeamWrite};
 use crate::canonical::{CanonicalResponse, ErrorCode, Operation, Problem};
-use crate::mapping::engine::Backend;
+use crate::config::CachePolicy;
+use crate::mapping::engine::{Backend, Secret};
 use crate::metrics::Metrics;
+use crate::server::dispatch::{CacheInfo, Call, Directives, Execute, Reply};
+use tower::ServiceExt;
 
 pub const BACKEND_HEADER: &str = "teamgate-backend";
+/// The vendor credential, on backends configured with `forward_credential = true`.
+pub const CREDENTIAL_HEADER: &str = "teamgate-upstream-credential";
+
+/// The inner stack: cache stage in front of the backends.
+pub type Executor = tower::util::BoxCloneSyncService<Call, Reply, std::convert::Infallible>;
+
+/// Builds the inner stack. Order: top = first to see the call.
+pub fn executor(cache: Arc<ReadCache>) -> Executor {
+    let stack = tower::ServiceBuilder::new()
+        // Reads answered from memory never reach the mapping engine.
+        .layer(CacheLayer::new(cache))
+        .service(Execute);
+    tower::util::BoxCloneSyncService::new(stack)
+}
+
+/// A configured backend as the gateway routes to it.
+pub struct BackendRoute {
+    pub backend: Arc<Backend>,
+    pub policy: CachePolicy,
+    pub forward_credential: bool,
+}
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub type Body = Full<Bytes>;
 
 /// Shared state of the gateway.
 pub struct Gateway {
-    pub backends: BTreeMap<String, Arc<Backend>>,
+    pub backends: BTreeMap<String, BackendRoute>,
+    /// Runs calls on backends, behind the read cache (see [`crate::cache`]).
+    pub executor: Executor,
     pub default_backend: String,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -114,7 +141,28 @@ impl Gateway {
                 )
             }
         };
-        let name = backend.name.clone();
+        let name = backend.backend.name.clone();
+        let directives = directives(&req);
+        let credential = match (
+            backend.forward_credential,
+            req.headers().get(CREDENTIAL_HEADER),
+        ) {
+            (false, _) => None,
+            (true, Some(v)) if !v.is_empty() => match v.to_str() {
+                Ok(text) => Some(Secret::new(text.to_string())),
+                Err(_) => None,
+            },
+            (true, _) => None,
+        };
+        if backend.forward_credential && credential.is_none() {
+            let problem = Problem::new(
+                ErrorCode::Unauthenticated,
+                format!("backend `{name}` needs the vendor credential in {CREDENTIAL_HEADER}"),
+            )
+            .with_backend(&name);
+            return (op.name(), name, problem_response(&problem, request_id));
+        }
+        let route = backend;
         let result = async {
             let body = read_json_body(req, op, self.max_body_bytes).await?;
             canonical.input = match (op, body) {
@@ -127,11 +175,25 @@ impl Gateway {
                     return Err(Problem::invalid(format!("{} takes no body", op.name())))
                 }
             };
-            backend.execute(&canonical).await
+            let call = Call {
+                backend: route.backend.clone(),
+                request: canonical,
+                credential,
+                directives,
+                policy: route.policy,
+            };
+            let reply = match self.executor.clone().oneshot(call).await {
+                Ok(reply) => reply,
+                Err(never) => match never {},
+            };
+            Ok(reply)
         }
         .await;
-        let response = match result {
-            Ok(answer) => success_response(answer),
+        let response = match result.and_then(|reply| match reply.result {
+            Ok(answer) => Ok((answer, reply.cache)),
+            Err(problem) => Err(problem),
+        }) {
+            Ok((answer, cache)) => cached_response(answer, cache),
             Err(problem) => {
                 let problem = problem.with_backend(&name);
                 if problem.status() >= 500 {
@@ -143,7 +205,7 @@ impl Gateway {
         (op.name(), name, response)
     }
 
-    fn select_backend<B>(&self, req: &Request<B>) -> Result<&Arc<Backend>, Problem> {
+    fn select_backend<B>(&self, req: &Request<B>) -> Result<&BackendRoute, Problem> {
         let name = match req.headers().get(BACKEND_HEADER) {
             None => self.default_backend.as_str(),
             Some(v) => v.to_str().unwrap_or("\u{fffd}").trim(),
@@ -167,7 +229,8 @@ impl Gateway {
         let backends: Vec<Value> = self
             .backends
             .values()
-            .map(|b| {
+            .map(|route| {
+                let b = &route.backend;
                 let m = &b.mapping;
                 let roles: Vec<&str> = ["admin", "member"]
                     .into_iter()
@@ -180,6 +243,11 @@ impl Gateway {
                     "operations": m.operations.keys().map(|op| op.name()).collect::<Vec<_>>(),
                     "team_fields": m.team_fields(),
                     "member_roles": roles,
+                    "forward_credential": route.forward_credential,
+                    "cache": {
+                        "ttl_ms": route.policy.ttl.as_millis() as u64,
+                        "stale_if_error_ms": route.policy.stale_if_error.as_millis() as u64,
+                    },
                     "limits": {
                         "name_max": m.limits.name_max,
                         "description_max": m.limits.description_max,
@@ -294,6 +362,50 @@ fn too_large(max: usize) -> Problem {
         ErrorCode::PayloadTooLarge,
         format!("the body is larger than {max} bytes"),
     )
+}
+
+/// `Cache-Control: no-cache` / `max-age=0` and `If-None-Match` from the caller.
+fn directives<B>(req: &Request<B>) -> Directives {
+    let bypass = req
+        .headers()
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase().replace(' ', ""))
+        .any(|d| d == "no-cache" || d == "max-age=0" || d == "no-store");
+    let if_none_match = req
+        .headers()
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Directives {
+        bypass,
+        if_none_match,
+    }
+}
+
+/// A success with what the cache said: `Cache-Status`, `Age`, `ETag`, or a 304.
+fn cached_response(answer: CanonicalResponse, cache: Option<CacheInfo>) -> Response<Body> {
+    let Some(info) = cache else {
+        return success_response(answer);
+    };
+    let mut response = if info.not_modified {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        success_response(answer)
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&info.status) {
+        headers.insert("cache-status", v);
+    }
+    headers.insert(http::header::AGE, HeaderValue::from(info.age_secs));
+    if let Some(v) = info.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        headers.insert(http::header::ETAG, v);
+    }
+    response
 }
 
 fn success_response(answer: CanonicalResponse) -> Response<Body> {

@@ -1,6 +1,7 @@
 //! The HTTP server: accepts connections (HTTP/1.1 and h2c) and runs each request through the
 //! tower stack built in [`stack`], until shutdown.
 
+pub mod dispatch;
 pub mod gateway;
 pub mod stack;
 

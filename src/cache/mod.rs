@@ -1,0 +1,364 @@
+//! The read cache stage: canonical reads served from memory, correct first and fast second.
+//!
+//! - **Keys** are canonical, not URLs: backend + operation + normalized parameters + a
+//!   fingerprint of the vendor credential in use (never the credential), so two callers with
+//!   different vendor keys never share an entry.
+//! - **Invalidation** is expressed on canonical operations: a successful member change makes
+//!   that team and its member list stale, a team change the team, and both the backend's team
+//!   lists. It works by generations: a write bumps the generation of the scopes it touches,
+//!   and keys carry the generation they were made under, so stale entries become unreachable
+//!   at once and age out by themselves.
+//! - **Single flight**: concurrent misses on one key share one upstream call (moka's entry
+//!   coalescing). A failed leader's error goes to its waiters and is never stored.
+//! - **Stale-if-error**: when the vendor fails (5xx, timeout, connect error, 429), the last
+//!   good answer stands in for a configurable window, marked stale.
+//! - **Bounds**: entries are weighed in bytes; the total stays under `max_bytes`.
+//!
+//! Freshness is measured on tokio's clock, so tests can pause it; moka's own expiry only
+//! frees memory after the stale window.
+
+mod layer;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use moka::Expiry;
+use prometheus::{IntCounterVec, IntGauge, Opts};
+use tokio::time::Instant;
+
+pub use layer::{CacheLayer, CacheService};
+
+use crate::canonical::{CanonicalResponse, ErrorCode, Operation, Problem};
+use crate::config::{CachePolicy, CacheSettings};
+
+/// Metric names of the cache stage.
+pub const CACHE_REQUESTS_TOTAL: &str = "teamgate_cache_requests_total";
+pub const CACHE_EVICTIONS_TOTAL: &str = "teamgate_cache_evictions_total";
+pub const CACHE_BYTES: &str = "teamgate_cache_bytes";
+
+/// What one cached read did (a label value of `teamgate_cache_requests_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    Miss,
+    /// Waited for another request's upstream call on the same key.
+    Coalesced,
+    /// Served a stale entry because the vendor failed.
+    Stale,
+    Bypass,
+}
+
+impl CacheResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Coalesced => "coalesced",
+            CacheResult::Stale => "stale",
+            CacheResult::Bypass => "bypass",
+        }
+    }
+}
+
+/// A cached answer, or the outcome of a leader's call shared with its waiters.
+#[derive(Clone)]
+pub(crate) enum Stored {
+    Answer(Arc<CachedAnswer>),
+    /// The leader's error: handed to the waiters of that one call, replaced by the next.
+    Failed(Problem),
+    /// A success that is not cached (not a 200).
+    Passed(CanonicalResponse),
+}
+
+pub(crate) struct CachedAnswer {
+    pub response: CanonicalResponse,
+    pub etag: String,
+    pub stored_at: Instant,
+    pub fresh_for: Duration,
+    pub stale_for: Duration,
+    pub weight: u32,
+}
+
+impl CachedAnswer {
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.stored_at)
+    }
+
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        self.age(now) < self.fresh_for
+    }
+
+    /// Whether it may still stand in for a vendor failure.
+    pub fn is_usable_stale(&self, now: Instant) -> bool {
+        self.age(now) < self.fresh_for + self.stale_for
+    }
+}
+
+impl Stored {
+    /// Whether the next read of this key must go to the vendor.
+    fn needs_refresh(&self, now: Instant) -> bool {
+        match self {
+            Stored::Answer(answer) => !answer.is_fresh(now),
+            Stored::Failed(_) | Stored::Passed(_) => true,
+        }
+    }
+}
+
+/// Per-entry lifetime in moka: answers live through their stale window, outcomes of a call
+/// only as long as its waiters need them.
+struct Lifetime;
+
+impl Expiry<String, Stored> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Stored,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(match value {
+            Stored::Answer(answer) => answer.fresh_for + answer.stale_for,
+            Stored::Failed(_) | Stored::Passed(_) => Duration::from_secs(1),
+        })
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &String,
+        value: &Stored,
+        now: std::time::Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, now)
+    }
+}
+
+/// The cache shared by every backend of the process.
+pub struct ReadCache {
+    enabled: bool,
+    store: Cache<String, Stored>,
+    generations: Mutex<HashMap<String, (u64, Instant)>>,
+    counter: AtomicU64,
+    /// Past this age a generation can be forgotten: every entry made before its bump is gone.
+    max_entry_life: Duration,
+    requests: IntCounterVec,
+    evictions: IntCounterVec,
+    bytes: IntGauge,
+}
+
+/// Generations kept before old ones are pruned.
+const GENERATIONS_MAX: usize = 100_000;
+
+impl ReadCache {
+    /// Builds the cache and registers its metrics. `max_entry_life` is the longest
+    /// TTL + stale window of any backend.
+    pub fn new(
+        settings: &CacheSettings,
+        max_entry_life: Duration,
+        registry: &prometheus::Registry,
+    ) -> Arc<ReadCache> {
+        let requests = IntCounterVec::new(
+            Opts::new(CACHE_REQUESTS_TOTAL, "Cached reads by backend, operation and result (hit, miss, coalesced, stale, bypass)."),
+            &["backend", "operation", "result"],
+        )
+        .expect("valid metric");
+        let evictions = IntCounterVec::new(
+            Opts::new(
+                CACHE_EVICTIONS_TOTAL,
+                "Cache entries evicted to stay under the byte bound, by backend.",
+            ),
+            &["backend"],
+        )
+        .expect("valid metric");
+        let bytes = IntGauge::new(CACHE_BYTES, "What the cached answers weigh, in bytes.")
+            .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(evictions.clone()),
+            Box::new(bytes.clone()),
+        ] {
+            // A second cache on the same registry (tests) keeps the first registration.
+            let _ = registry.register(collector);
+        }
+        let listener_evictions = evictions.clone();
+        let store = Cache::builder()
+            .max_capacity(settings.max_bytes)
+            .weigher(|_key: &String, value: &Stored| match value {
+                Stored::Answer(answer) => answer.weight,
+                Stored::Failed(_) | Stored::Passed(_) => 1,
+            })
+            .expire_after(Lifetime)
+            .eviction_listener(move |key: Arc<String>, _value, cause| {
+                if cause == RemovalCause::Size {
+                    let backend = key.split(SEPARATOR).next().unwrap_or("unknown");
+                    listener_evictions.with_label_values(&[backend]).inc();
+                }
+            })
+            .build();
+        Arc::new(ReadCache {
+            enabled: settings.enabled,
+            store,
+            generations: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(1),
+            max_entry_life,
+            requests,
+            evictions,
+            bytes,
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// What the entries weigh now (after pending maintenance).
+    pub async fn weighed_bytes(&self) -> u64 {
+        self.store.run_pending_tasks().await;
+        let size = self.store.weighted_size();
+        self.bytes.set(size as i64);
+        size
+    }
+
+    fn record(&self, backend: &str, op: Operation, result: CacheResult) {
+        self.requests
+            .with_label_values(&[backend, op.name(), result.as_str()])
+            .inc();
+    }
+
+    /// Entries of `backend` evicted to honour the byte bound.
+    pub fn evictions(&self, backend: &str) -> u64 {
+        self.evictions.with_label_values(&[backend]).get()
+    }
+
+    /// The count of one result, for tests.
+    pub fn count(&self, backend: &str, op: Operation, result: CacheResult) -> u64 {
+        self.requests
+            .with_label_values(&[backend, op.name(), result.as_str()])
+            .get()
+    }
+
+    fn generation(&self, scope: &str) -> u64 {
+        self.generations
+            .lock()
+            .expect("generations lock")
+            .get(scope)
+            .map(|(g, _)| *g)
+            .unwrap_or(0)
+    }
+
+    /// Makes every entry of these scopes unreachable.
+    fn bump(&self, scopes: &[String]) {
+        let now = Instant::now();
+        let mut generations = self.generations.lock().expect("generations lock");
+        if generations.len() >= GENERATIONS_MAX {
+            let life = self.max_entry_life;
+            generations.retain(|_, (_, bumped)| now.saturating_duration_since(*bumped) < life);
+        }
+        for scope in scopes {
+            let next = self.counter.fetch_add(1, Ordering::Relaxed);
+            generations.insert(scope.clone(), (next, now));
+        }
+    }
+
+    /// After a successful write: what it made stale, by canonical operation.
+    pub fn invalidate(&self, backend: &str, op: Operation, team_id: Option<&str>) {
+        let lists = format!("lists{SEPARATOR}{backend}");
+        let team = team_id.map(|id| format!("team{SEPARATOR}{backend}{SEPARATOR}{id}"));
+        let scopes: Vec<String> = match op {
+            Operation::CreateTeam => vec![lists],
+            Operation::UpdateTeam
+            | Operation::DeleteTeam
+            | Operation::AddMember
+            | Operation::RemoveMember
+            | Operation::UpdateMember => team.into_iter().chain([lists]).collect(),
+            Operation::ListTeams
+            | Operation::GetTeam
+            | Operation::ListMembers
+            | Operation::ListUsers => Vec::new(),
+        };
+        if !scopes.is_empty() {
+            self.bump(&scopes);
+        }
+    }
+}
+
+/// Separates key parts; ids and query values cannot contain control characters.
+const SEPARATOR: char = '\u{1f}';
+
+/// The canonical key of a cacheable read, or `None` for operations that are not cached.
+pub(crate) fn key(
+    cache: &ReadCache,
+    backend: &str,
+    credential: u64,
+    request: &crate::canonical::CanonicalRequest,
+) -> Option<String> {
+    let team = request.team_id.as_deref().unwrap_or("");
+    let scope = match request.op {
+        Operation::GetTeam | Operation::ListMembers => {
+            format!("team{SEPARATOR}{backend}{SEPARATOR}{team}")
+        }
+        Operation::ListTeams => format!("lists{SEPARATOR}{backend}"),
+        Operation::ListUsers => format!("users{SEPARATOR}{backend}"),
+        _ => return None,
+    };
+    let generation = cache.generation(&scope);
+    let query: Vec<String> = request
+        .query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let page = request
+        .page
+        .map(|p| format!("{}:{}", p.limit, p.offset))
+        .unwrap_or_default();
+    let s = SEPARATOR;
+    Some(format!(
+        "{backend}{s}{}{s}{credential:x}{s}{generation}{s}{team}{s}{}{s}{}{s}{page}",
+        request.op.name(),
+        request.user_id.as_deref().unwrap_or(""),
+        query.join("&")
+    ))
+}
+
+/// An ETag for a canonical body: the same body gives the same tag in every replica.
+pub(crate) fn etag(response: &CanonicalResponse) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    response
+        .body
+        .as_ref()
+        .map(|b| b.to_string())
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
+/// Whether an `If-None-Match` value matches `etag` (weak comparison, lists, `*`).
+pub(crate) fn matches_etag(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+/// Whether a failure is the vendor's (stale-if-error applies), not the caller's.
+pub(crate) fn is_vendor_failure(problem: &Problem) -> bool {
+    match problem.code {
+        ErrorCode::UpstreamUnavailable | ErrorCode::UpstreamTimeout | ErrorCode::RateLimited => {
+            true
+        }
+        ErrorCode::UpstreamError => problem.upstream.as_ref().is_none_or(|u| u.status >= 500),
+        _ => false,
+    }
+}
+
+/// A TTL with ±10% jitter, so entries filled together do not expire together.
+pub(crate) fn jittered(policy: &CachePolicy) -> Duration {
+    let factor: f64 = rand::random_range(0.9..1.1);
+    policy.ttl.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests;
