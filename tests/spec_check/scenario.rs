@@ -33,6 +33,7 @@ pub async fn walk(h: &Harness, backend: &str) -> Walk {
         declared,
         sent: BTreeMap::new(),
         problems: Vec::new(),
+        holds_members: strings(&info["team_fields"]).iter().any(|f| f == "members"),
     };
     run.teams(&info).await;
     let uncovered = run
@@ -54,6 +55,8 @@ struct Run<'a> {
     /// Upstream requests each canonical operation caused.
     sent: BTreeMap<&'static str, usize>,
     problems: Vec<String>,
+    /// Whether the backend holds a team's member list (so a PATCH may replace it).
+    holds_members: bool,
 }
 
 impl Run<'_> {
@@ -217,6 +220,34 @@ impl Run<'_> {
         self.call("list_members", http::Method::GET, &members, None, &[200])
             .await;
         let member = format!("{members}/{}", segment(&bob));
+        if self.declares("update_member") {
+            for role in ["admin", "member"] {
+                let body = json!({ "role": role });
+                self.call(
+                    "update_member",
+                    http::Method::PATCH,
+                    &member,
+                    Some(body),
+                    &[200],
+                )
+                .await;
+            }
+        }
+        if self.holds_members {
+            // The whole list at once: the vendors that replace members on update get it.
+            let body = json!({ "members": [{ "user_id": bob, "role": "member" }] });
+            self.call("update_team", http::Method::PATCH, team, Some(body), &[200])
+                .await;
+            let body = json!({ "user_id": bob });
+            self.call(
+                "add_member",
+                http::Method::POST,
+                &members,
+                Some(body),
+                &[200],
+            )
+            .await;
+        }
         self.call("remove_member", http::Method::DELETE, &member, None, &[204])
             .await;
         self.call("remove_member", http::Method::DELETE, &member, None, &[404])

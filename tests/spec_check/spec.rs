@@ -60,12 +60,18 @@ pub enum Lookup<'a> {
 }
 
 impl Spec {
-    /// Reads and recognises a JSON document.
+    /// Reads and recognises a JSON or (by its `.yaml` / `.yml` ending) YAML document.
     pub fn load(path: &Path, label: &str) -> Result<Spec, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read spec {}: {e}", path.display()))?;
-        let doc: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("spec {} is not JSON: {e}", path.display()))?;
+        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        let doc: Value = if is_yaml {
+            serde_norway::from_str(&text)
+                .map_err(|e| format!("spec {} is not YAML: {e}", path.display()))?
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| format!("spec {} is not JSON: {e}", path.display()))?
+        };
         Spec::from_value(label, doc)
     }
 
