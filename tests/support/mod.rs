@@ -62,10 +62,20 @@ pub async fn start(backends: &[&str]) -> Harness {
 
 /// Starts backends given as (name, simulator kind, mapping file).
 pub async fn start_backends(backends: &[(&str, &str, &str)]) -> Harness {
+    let with_extra: Vec<(&str, &str, &str, &str)> =
+        backends.iter().map(|(n, k, m)| (*n, *k, *m, "")).collect();
+    start_configured(&with_extra, "").await
+}
+
+/// Starts backends given as (name, simulator kind, mapping file, extra backend TOML lines),
+/// with `top` (TOML tables such as `[cache]`) appended to the configuration.
+pub async fn start_configured(backends: &[(&str, &str, &str, &str)], top: &str) -> Harness {
     let mut sims = BTreeMap::new();
     let mut config = String::from("listen = \"127.0.0.1:0\"\n");
     config.push_str(&format!("default_backend = \"{}\"\n", backends[0].0));
-    for (name, kind, mapping) in backends {
+    config.push_str(top);
+    config.push('\n');
+    for (name, kind, mapping, extra) in backends {
         let vendor = sim::new_vendor(kind, CREDENTIAL).expect("known simulator");
         let handle = sim::spawn_local(vendor).await.expect("simulator starts");
         let var = format!(
@@ -74,7 +84,7 @@ pub async fn start_backends(backends: &[(&str, &str, &str)]) -> Harness {
         );
         std::env::set_var(&var, CREDENTIAL);
         config.push_str(&format!(
-            "[backends.{name}]\nmapping = \"{mapping}\"\nbase_url = \"{}\"\ncredential_env = \"{var}\"\ntimeout_ms = 5000\n",
+            "[backends.{name}]\nmapping = \"{mapping}\"\nbase_url = \"{}\"\ncredential_env = \"{var}\"\ntimeout_ms = 5000\n{extra}\n",
             handle.base_url()
         ));
         sims.insert(name.to_string(), handle);
@@ -136,6 +146,19 @@ impl Harness {
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             text,
         }
+    }
+
+    /// A GET with extra request headers.
+    pub async fn get_with(&self, backend: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{}", self.base, path))
+            .header("teamgate-backend", backend);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.send(builder.body(Full::new(Bytes::new())).unwrap())
+            .await
     }
 
     pub async fn get(&self, backend: &str, path: &str) -> Answer {
