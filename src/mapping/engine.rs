@@ -802,6 +802,19 @@ impl Backend {
         Ok(Flow::Done)
     }
 
+    /// `base_url` + an already encoded path + the query, each key and value encoded as one
+    /// component (so no value can add a parameter).
+    fn vendor_url(&self, path: &str, pairs: &[(&str, String)]) -> String {
+        let mut url = format!("{}{}", self.base_url, path);
+        for (i, (key, value)) in pairs.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&encode_component(key));
+            url.push('=');
+            url.push_str(&encode_component(value));
+        }
+        url
+    }
+
     /// Sends one step. With two-step auth, a 401 means the access token was refused
     /// (expired or revoked early): a new one is fetched once and the step sent again. The
     /// vendor did not act on a request it refused, so this cannot duplicate a write.
@@ -877,21 +890,13 @@ impl Backend {
                     .map_err(convert_problem)
             };
         let path = render(&plan.path, Escape::PathSegment)?.unwrap_or_default();
-        let mut url = format!("{}{}", self.base_url, path);
         let mut pairs = Vec::new();
         for (key, template) in &plan.query {
             if let Some(v) = render(template, Escape::None)? {
-                pairs.push(format!(
-                    "{}={}",
-                    encode_component(key),
-                    encode_component(&v)
-                ));
+                pairs.push((key.as_str(), v));
             }
         }
-        if !pairs.is_empty() {
-            url.push('?');
-            url.push_str(&pairs.join("&"));
-        }
+        let url = self.vendor_url(&path, &pairs);
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::ACCEPT,
@@ -1009,36 +1014,18 @@ impl Backend {
             .ok_or_else(|| {
                 Problem::internal(format!("step `{}`: a path parameter is missing", step.name))
             })?;
-        let mut url = format!("{}{}", self.base_url, path);
+        let auth_query = self.mapping.auth.query.iter().map(|(k, t)| (k, t, secret));
+        let step_query = step.query.iter().map(|(k, t)| (k, t, Secrets::NONE));
         let mut pairs = Vec::new();
-        for (key, template) in self.mapping.auth.query.iter() {
+        for (key, template, secrets) in auth_query.chain(step_query) {
             if let Some(v) = template
-                .render(ctx, secret, Escape::None)
+                .render(ctx, secrets, Escape::None)
                 .map_err(convert_problem)?
             {
-                pairs.push(format!(
-                    "{}={}",
-                    encode_component(key),
-                    encode_component(&v)
-                ));
+                pairs.push((key.as_str(), v));
             }
         }
-        for (key, template) in &step.query {
-            if let Some(v) = template
-                .render(ctx, Secrets::NONE, Escape::None)
-                .map_err(convert_problem)?
-            {
-                pairs.push(format!(
-                    "{}={}",
-                    encode_component(key),
-                    encode_component(&v)
-                ));
-            }
-        }
-        if !pairs.is_empty() {
-            url.push('?');
-            url.push_str(&pairs.join("&"));
-        }
+        let url = self.vendor_url(&path, &pairs);
         let mut headers = HeaderMap::new();
         let header_value = |text: String| {
             HeaderValue::from_str(&text)
