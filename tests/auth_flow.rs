@@ -179,3 +179,70 @@ async fn a_token_still_refused_after_refresh_is_not_retried_again() {
         "one refresh, one retry, then the error"
     );
 }
+
+/// A vendor whose access tokens live 120 s: teamgate renews 60 s before expiry, so a call at
+/// 61 s fetches a new token first. No network: a scripted transport, tokio's clock paused.
+#[tokio::test(start_paused = true)]
+async fn a_token_is_renewed_shortly_before_it_expires() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use teamgate::upstream::{SendFuture, Transport, UpstreamRequest, UpstreamResponse};
+
+    #[derive(Default)]
+    struct Vendor {
+        token_fetches: AtomicUsize,
+        calls: AtomicUsize,
+    }
+    impl Transport for Vendor {
+        fn send(&self, request: UpstreamRequest) -> SendFuture<'_> {
+            let body = if request.url.contains("/oauth/access-token") {
+                let n = self.token_fetches.fetch_add(1, Ordering::SeqCst);
+                json!({ "data": { "access_token": format!("token-{n}"), "issued_at": 1000, "expires_at": 1120, "refresh_token": "r", "type": "Bearer" } })
+            } else {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                json!({ "data": [] })
+            };
+            Box::pin(async move {
+                Ok(UpstreamResponse {
+                    status: 200,
+                    headers: Default::default(),
+                    body: body.to_string().into(),
+                })
+            })
+        }
+    }
+    let mapping =
+        teamgate::mapping::Mapping::load(&support::repo_root().join("mappings/squadcast.toml"))
+            .unwrap();
+    let vendor = Arc::new(Vendor::default());
+    let backend = teamgate::mapping::engine::Backend::new(
+        "s".into(),
+        Arc::new(mapping),
+        "http://vendor.invalid",
+        teamgate::mapping::engine::Secret::new("refresh".into()),
+        Default::default(),
+        vendor.clone(),
+        Arc::new(teamgate::metrics::Metrics::new()),
+    );
+    let mut list =
+        teamgate::canonical::CanonicalRequest::new(teamgate::canonical::Operation::ListTeams);
+    list.page = Some(teamgate::canonical::PageRequest {
+        limit: 10,
+        offset: 0,
+    });
+    backend.execute(&list).await.unwrap();
+    tokio::time::advance(std::time::Duration::from_secs(59)).await;
+    backend.execute(&list).await.unwrap();
+    assert_eq!(
+        vendor.token_fetches.load(Ordering::SeqCst),
+        1,
+        "still valid at 59 s"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    backend.execute(&list).await.unwrap();
+    assert_eq!(
+        vendor.token_fetches.load(Ordering::SeqCst),
+        2,
+        "renewed at 61 s, before the 120 s expiry"
+    );
+    assert_eq!(vendor.calls.load(Ordering::SeqCst), 3);
+}

@@ -394,3 +394,48 @@ async fn a_patch_with_members_replaces_the_list_where_the_vendor_holds_it() {
     );
     assert!(a.body["detail"].as_str().unwrap().contains("members"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opsgenie_throttling_becomes_rate_limited_with_retry_after() {
+    let h = start(&["opsgenie"]).await;
+    assert!(h.sim("opsgenie").set_switch("rate_limited", true));
+    let a = h.get("opsgenie", "/v1/teams").await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (429, "rate_limited"),
+        "{}",
+        a.text
+    );
+    // Opsgenie documents no Retry-After; its throttle period stands in for it.
+    assert_eq!(a.headers["retry-after"], "60");
+    assert_eq!(a.body["upstream"]["status"], 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opsgenie_member_routes_use_team_identifier_type() {
+    let h = start(&["opsgenie"]).await;
+    let id = h.create_team("opsgenie", "Routes").await;
+    let bob = h.user_id("opsgenie", "bob@example.com").await;
+    h.sim("opsgenie").clear_log();
+    h.post(
+        "opsgenie",
+        &format!("/v1/teams/{id}/members"),
+        json!({ "user_id": bob }),
+    )
+    .await;
+    h.delete("opsgenie", &format!("/v1/teams/{id}/members/{bob}"))
+        .await;
+    h.get("opsgenie", &format!("/v1/teams/{id}")).await;
+    for r in h.sim("opsgenie").requests() {
+        let query = r.query.clone().unwrap_or_default();
+        if r.path.contains("/members") {
+            assert_eq!(query, "teamIdentifierType=id", "{} {}", r.method, r.path);
+        } else if r.path.starts_with("/v2/teams/") {
+            assert_eq!(query, "identifierType=id", "{} {}", r.method, r.path);
+        }
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("GenieKey {}", support::CREDENTIAL).as_str())
+        );
+    }
+}
