@@ -383,8 +383,7 @@ impl Backend {
                 ctx["page"] =
                     json!({ "number": offset / size + 1, "size": size, "offset": offset });
                 self.run_steps(plan, ctx, caller).await?;
-                let raw = self.items(plan, ctx);
-                let raw_len = raw.len();
+                let raw_len = self.items_len(plan, ctx);
                 let more = match (has_more, total) {
                     // `true`, or any other value present (a `links.next` URL): more to come.
                     (Some(h), _) => h
@@ -400,12 +399,13 @@ impl Backend {
                         .is_some_and(|t| (offset + raw_len) < t as usize),
                     (None, None) => false,
                 };
+                let raw = self.take_items(plan, ctx);
                 let items = self.list_items(req.op, raw, &req.query);
                 (items, more && raw_len > 0)
             }
             Paging::All => {
                 self.run_steps(plan, ctx, caller).await?;
-                let raw = self.items(plan, ctx);
+                let raw = self.take_items(plan, ctx);
                 let all = self.list_items(req.op, raw, &req.query);
                 let more = all.len() > offset + size;
                 let page = all.into_iter().skip(offset).take(size).collect();
@@ -426,6 +426,21 @@ impl Backend {
         Ok(CanonicalResponse::ok(
             json!({ key: items, "next_cursor": next_cursor }),
         ))
+    }
+
+    fn items_len(&self, plan: &OperationPlan, ctx: &Ctx) -> usize {
+        plan.items
+            .as_ref()
+            .map(|e| e.select(ctx).len())
+            .unwrap_or(0)
+    }
+
+    /// The items, moved out of the context (a list's context is not read again).
+    fn take_items(&self, plan: &OperationPlan, ctx: &mut Ctx) -> Vec<Value> {
+        plan.items
+            .as_ref()
+            .map(|e| e.take_all(ctx))
+            .unwrap_or_default()
     }
 
     fn items(&self, plan: &OperationPlan, ctx: &Ctx) -> Vec<Value> {
@@ -452,14 +467,14 @@ impl Backend {
                     if self.is_hidden(&item) {
                         return None;
                     }
-                    let team = self.read_team(&item);
+                    let team = self.read_team(item);
                     let keep = name.as_ref().is_none_or(|n| text(&team, "name") == *n)
                         && q.as_ref()
                             .is_none_or(|q| text(&team, "name").contains(q.as_str()));
                     keep.then_some(team)
                 }
                 _ => {
-                    let user = self.mapping.user.read(&item, USER_FIELDS, None);
+                    let user = self.mapping.user.read(item, USER_FIELDS, None);
                     let keep = email.as_ref().is_none_or(|e| text(&user, "email") == *e)
                         && q.as_ref().is_none_or(|q| {
                             ["email", "name", "username"]
@@ -637,7 +652,7 @@ impl Backend {
     fn members_from(&self, plan: &OperationPlan, ctx: &Ctx) -> Result<Vec<Value>, Problem> {
         Ok(self
             .items(plan, ctx)
-            .iter()
+            .into_iter()
             .map(|item| self.mapping.member.read(item, MEMBER_FIELDS, None))
             .map(|mut m| {
                 if m["role"].is_null() {
@@ -693,10 +708,10 @@ impl Backend {
                 "the team does not exist (it was deleted)",
             ));
         }
-        Ok(self.read_team(&object))
+        Ok(self.read_team(object))
     }
 
-    fn read_team(&self, object: &Value) -> Value {
+    fn read_team(&self, object: Value) -> Value {
         let member_map = Some(&self.mapping.member);
         let mut team = self.mapping.team.read(object, TEAM_FIELDS, member_map);
         if team["member_count"].is_null() {

@@ -145,6 +145,26 @@ impl Expr {
         }
     }
 
+    /// Like [`Expr::select`], but moves the nodes out of `ctx` where the path is a plain
+    /// `$.a.b[*]` (leaving `null` behind); other paths are copied. For answers read once.
+    pub fn take_all(&self, ctx: &mut Value) -> Vec<Value> {
+        if let (Some(names), true) = (&self.plain, self.plain_wildcard) {
+            let mut node = &mut *ctx;
+            for name in names {
+                match node.get_mut(name) {
+                    Some(next) => node = next,
+                    None => return Vec::new(),
+                }
+            }
+            return match node.take() {
+                Value::Array(items) => items,
+                Value::Object(members) => members.into_iter().map(|(_, v)| v).collect(),
+                _ => Vec::new(),
+            };
+        }
+        self.select(ctx).into_iter().cloned().collect()
+    }
+
     /// The value: absent (`None`) when the path selects nothing or `null`; one node as itself;
     /// several nodes as an array. Then the pipes, in order.
     pub fn eval(&self, ctx: &Value) -> Result<Option<Value>, ConvertError> {
@@ -341,6 +361,21 @@ mod tests {
                 .collect();
             assert_eq!(fast.select(&ctx), slow, "{path}");
         }
+    }
+
+    #[test]
+    fn take_all_moves_plain_wildcards_and_copies_the_rest() {
+        let mut ctx = json!({"a": {"l": [1, 2]}, "t": [{"x": 1}, {"x": 2}]});
+        assert_eq!(
+            Expr::parse("$.a.l[*]").unwrap().take_all(&mut ctx),
+            vec![json!(1), json!(2)]
+        );
+        assert_eq!(ctx["a"]["l"], Value::Null);
+        assert_eq!(
+            Expr::parse("$.t[?@.x == 2]").unwrap().take_all(&mut ctx),
+            vec![json!({"x": 2})]
+        );
+        assert_eq!(ctx["t"].as_array().unwrap().len(), 2);
     }
 
     #[test]

@@ -72,10 +72,11 @@ impl FieldMap {
 
     /// Reads a vendor object into canonical members `names` (in that order, `null` when the
     /// vendor has no value), plus `vendor` with everything not consumed. `members` reads the
-    /// inline member list with `member_map`.
-    pub fn read(&self, object: &Value, names: &[&str], member_map: Option<&FieldMap>) -> Value {
+    /// inline member list with `member_map`. The object is taken, not copied: what no field
+    /// consumed becomes `vendor` as it is.
+    pub fn read(&self, object: Value, names: &[&str], member_map: Option<&FieldMap>) -> Value {
         let mut out = Map::new();
-        let mut leftovers = object.clone();
+        let mut consumed: Vec<&[String]> = Vec::new();
         for name in names {
             let Some(field) = self.get(name) else {
                 if *name != "members" {
@@ -83,13 +84,13 @@ impl FieldMap {
                 }
                 continue;
             };
-            let raw = field.path.eval(object).ok().flatten();
+            let raw = field.path.eval(&object).ok().flatten();
             let converted = match (&field.kind, raw) {
                 (_, None) => Some(Value::Null),
                 (Kind::Members, Some(Value::Array(items))) => member_map.map(|m| {
                     Value::Array(
                         items
-                            .iter()
+                            .into_iter()
                             .map(|item| m.read(item, MEMBER_FIELDS, None))
                             .collect(),
                     )
@@ -99,7 +100,7 @@ impl FieldMap {
             match converted {
                 Some(value) => {
                     if let Some(plain) = &field.plain {
-                        remove_plain(&mut leftovers, plain);
+                        consumed.push(plain);
                     }
                     out.insert((*name).to_string(), value);
                 }
@@ -109,14 +110,16 @@ impl FieldMap {
                 }
             }
         }
-        if !matches!(&leftovers, Value::Object(m) if m.is_empty()) && !leftovers.is_null() {
-            if !leftovers.is_object() {
-                leftovers = serde_json::json!({ "value": leftovers });
-            }
-            out.insert("vendor".into(), leftovers);
-        } else {
-            out.insert("vendor".into(), Value::Object(Map::new()));
+        let mut leftovers = object;
+        for plain in consumed {
+            remove_plain(&mut leftovers, plain);
         }
+        let vendor = match leftovers {
+            Value::Null => Value::Object(Map::new()),
+            Value::Object(_) => leftovers,
+            other => serde_json::json!({ "value": other }),
+        };
+        out.insert("vendor".into(), vendor);
         Value::Object(out)
     }
 
@@ -239,7 +242,7 @@ mod tests {
         };
         let vendor =
             json!({"id": 5, "type": "team", "attributes": {"name": "A", "created": 0, "x": 1}});
-        let team = map.read(&vendor, &["id", "name", "description", "created_at"], None);
+        let team = map.read(vendor, &["id", "name", "description", "created_at"], None);
         assert_eq!(team["id"], "5");
         assert_eq!(team["name"], "A");
         assert_eq!(team["description"], Value::Null);
@@ -263,7 +266,7 @@ mod tests {
             )],
         };
         assert_eq!(
-            map.read(&json!({"permission": 4}), &["role"], None)["role"],
+            map.read(json!({"permission": 4}), &["role"], None)["role"],
             "admin"
         );
         assert_eq!(map.vendor_role("member"), Some(json!(0)));
