@@ -68,7 +68,12 @@ impl Gateway {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let started = Instant::now();
-        let request_id = request_id(&req);
+        // The outermost stage gave the request its id; a direct call makes one here.
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_else(|| request_id(&req));
         let span = tracing::info_span!("request", request_id = %request_id, operation = tracing::field::Empty, backend = tracing::field::Empty);
         let _enter = span.enter();
         let (label_op, label_backend, response) = self.dispatch(req, &request_id).await;
@@ -261,7 +266,11 @@ impl Gateway {
 }
 
 /// The caller's request id if it is sane, else a new one.
-fn request_id<B>(req: &Request<B>) -> String {
+/// The id of a request, given once at the edge of the stack.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub fn request_id<B>(req: &Request<B>) -> String {
     req.headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
-use super::gateway::{problem_response, Body, Gateway};
+use super::gateway::{problem_response, request_id, Body, Gateway, RequestId, REQUEST_ID_HEADER};
 use crate::canonical::{ErrorCode, Problem};
 use crate::config::ServerLimits;
 
