@@ -121,10 +121,22 @@ async fn http2_prior_knowledge_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_past_the_timeout_is_upstream_timeout_with_its_id() {
-    let h = support::start_configured(&[("grafana", "grafana", "mappings/grafana.toml", "")], "[server]\nrequest_timeout_ms = 200").await;
-    h.sim("grafana").set_fault(Some(teamgate::sim::Fault::Latency(std::time::Duration::from_millis(1500))));
+    let h = support::start_configured(
+        &[("grafana", "grafana", "mappings/grafana.toml", "")],
+        "[server]\nrequest_timeout_ms = 200",
+    )
+    .await;
+    h.sim("grafana")
+        .set_fault(Some(teamgate::sim::Fault::Latency(
+            std::time::Duration::from_millis(1500),
+        )));
     let a = h.get("grafana", "/v1/teams").await;
-    assert_eq!((a.status.as_u16(), a.code()), (504, "upstream_timeout"), "{}", a.text);
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (504, "upstream_timeout"),
+        "{}",
+        a.text
+    );
     let id = a.headers["x-request-id"].to_str().unwrap();
     assert_eq!(a.body["request_id"], id);
     assert!(!id.is_empty());

@@ -30,29 +30,32 @@ pub fn build(gateway: Arc<Gateway>, limits: &ServerLimits) -> HttpService {
         .service(gateway_service);
     // Outermost: the errors of the layers above become problem responses, so hyper only
     // ever sees a response.
-    BoxCloneSyncService::new(tower::service_fn(move |req: Request<Incoming>| {
+    // It also gives the request its id first, so that even a shed or timed-out request
+    // answers with one.
+    BoxCloneSyncService::new(tower::service_fn(move |mut req: Request<Incoming>| {
         let stack = stack.clone();
-        async move { Ok::<_, Infallible>(to_problem(stack.oneshot(req).await)) }
+        let id = request_id(&req);
+        req.extensions_mut().insert(RequestId(id.clone()));
+        async move { Ok::<_, Infallible>(to_problem(stack.oneshot(req).await, &id)) }
     }))
 }
 
-fn to_problem(result: Result<Response<Body>, BoxError>) -> Response<Body> {
-    match result {
-        Ok(response) => response,
-        Err(e) if e.is::<tower::load_shed::error::Overloaded>() => problem_response(
-            &Problem::new(
-                ErrorCode::UpstreamUnavailable,
-                "teamgate is at its concurrency limit; retry shortly",
-            ),
-            "",
+fn to_problem(result: Result<Response<Body>, BoxError>, request_id: &str) -> Response<Body> {
+    let problem = match result {
+        Ok(response) => return response,
+        Err(e) if e.is::<tower::load_shed::error::Overloaded>() => Problem::new(
+            ErrorCode::UpstreamUnavailable,
+            "teamgate is at its concurrency limit; retry shortly",
         ),
-        Err(e) if e.is::<tower::timeout::error::Elapsed>() => problem_response(
-            &Problem::new(
-                ErrorCode::UpstreamTimeout,
-                "the request took longer than the configured request timeout",
-            ),
-            "",
+        Err(e) if e.is::<tower::timeout::error::Elapsed>() => Problem::new(
+            ErrorCode::UpstreamTimeout,
+            "the request took longer than the configured request timeout",
         ),
-        Err(_) => problem_response(&Problem::internal("the request failed"), ""),
+        Err(_) => Problem::internal("the request failed"),
+    };
+    let mut response = problem_response(&problem, request_id);
+    if let Ok(v) = http::HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    response
 }
