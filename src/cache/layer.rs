@@ -14,7 +14,7 @@ use super::{
     etag, is_vendor_failure, jittered, key, matches_etag, CacheResult, CachedAnswer, ReadCache,
     Stored,
 };
-use crate::canonical::CanonicalResponse;
+use crate::canonical::{CanonicalResponse, ErrorCode};
 use crate::config::CachePolicy;
 use crate::server::dispatch::{CacheInfo, Call, Directives, Reply};
 
@@ -90,8 +90,13 @@ where
     if op.is_write() {
         let team = call.request.team_id.clone();
         let reply = run(inner, call).await;
-        // Only a write that happened makes anything stale.
-        if reply.result.is_ok() {
+        // A write that happened makes things stale; one refused by the vendor does not. A write
+        // whose outcome is unknown (it timed out after being sent) may have happened.
+        let may_have_happened = match &reply.result {
+            Ok(_) => true,
+            Err(problem) => problem.code == ErrorCode::UpstreamTimeout,
+        };
+        if may_have_happened {
             cache.invalidate(&backend, op, team.as_deref());
         }
         return reply;

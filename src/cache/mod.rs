@@ -227,6 +227,8 @@ impl ReadCache {
         self.requests
             .with_label_values(&[backend, op.name(), result.as_str()])
             .inc();
+        // moka's size is eventually consistent; close enough for a gauge.
+        self.bytes.set(self.store.weighted_size() as i64);
     }
 
     /// Entries of `backend` evicted to honour the byte bound.

@@ -304,7 +304,8 @@ async fn writes_invalidate_exactly_their_scopes() {
             assert_eq!(status(&reply), expected, "{write:?} then {op:?} {team}");
         }
     }
-    // A failed write invalidates nothing.
+    // A write the vendor refused invalidates nothing; one that timed out (it may have
+    // happened) does.
     let (failing, _) = stub(Duration::ZERO, |_| vendor_down());
     let shared = cache(1 << 20);
     let mut warm = CacheLayer::new(shared.clone()).layer(stub(Duration::ZERO, |_| ok(json!({}))).0);
