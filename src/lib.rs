@@ -110,7 +110,7 @@ impl App {
         let cache =
             cache::ReadCache::new(&checked.config.cache, max_entry_life, metrics.registry());
         let gateway = Arc::new(Gateway {
-            backends,
+            backends: arc_swap::ArcSwap::from_pointee(backends),
             executor: server::gateway::executor(cache.clone()),
             default_backend: checked.config.default_backend.clone(),
             metrics: metrics.clone(),
@@ -125,6 +125,16 @@ impl App {
         })
     }
 
+    /// A handle that reloads the mappings from the configuration file this app was built
+    /// from (what `SIGHUP` does). A configuration or mapping that does not check keeps the
+    /// old mappings in service.
+    pub fn reloader(&self, config_path: std::path::PathBuf) -> Reloader {
+        Reloader {
+            gateway: self.gateway.clone(),
+            config_path,
+        }
+    }
+
     /// Serves on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let App {
@@ -135,6 +145,28 @@ impl App {
         } = self;
         server::serve(listener, gateway, limits, shutdown).await;
         drop(simulators);
+    }
+}
+
+/// Reloads mapping files into a running app.
+#[derive(Clone)]
+pub struct Reloader {
+    gateway: Arc<Gateway>,
+    config_path: std::path::PathBuf,
+}
+
+impl Reloader {
+    /// Checks the configuration and every mapping again; on success swaps the new mappings
+    /// in and returns how many backends were reloaded, on failure keeps the old ones and
+    /// returns every problem.
+    pub fn reload(&self) -> Result<usize, Vec<mapping::CheckError>> {
+        let checked = config::check(&self.config_path)?;
+        let (reloaded, ignored) = self.gateway.reload_mappings(&checked);
+        for reason in ignored {
+            tracing::warn!(%reason, "Reload ignored a configuration change");
+        }
+        tracing::info!(reloaded, "Mappings reloaded");
+        Ok(reloaded)
     }
 }
 

@@ -122,14 +122,38 @@ async fn serve(config: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCod
             return ExitCode::from(1);
         }
     };
-    tracing::info!(%addr, "teamgate listening");
-    match teamgate::run(listener, checked, shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let app = match teamgate::App::build(checked).await {
+        Ok(app) => app,
         Err(e) => {
-            eprintln!("teamgate failed: {e:#}");
-            ExitCode::from(1)
+            eprintln!("teamgate failed to start: {e:#}");
+            return ExitCode::from(1);
         }
-    }
+    };
+    spawn_reload_on_sighup(app.reloader(config));
+    tracing::info!(%addr, "teamgate listening");
+    app.serve(listener, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// `SIGHUP` reloads the mapping files; a reload that does not check keeps the old ones.
+fn spawn_reload_on_sighup(reloader: teamgate::Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if let Err(errors) = reloader.reload() {
+                for e in &errors {
+                    tracing::error!(problem = %e, "Reload refused; the old mappings stay");
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 async fn sim(vendor: String, listen: std::net::SocketAddr, credential: String) -> ExitCode {

@@ -78,9 +78,11 @@ pub struct Backend {
     options: Value,
     transport: Arc<dyn Transport>,
     metrics: Arc<Metrics>,
-    locks: TeamLocks,
+    /// Shared with the backend's successors after a mapping reload, so that a read-modify-write
+    /// in flight still excludes the next one, and tokens survive the reload.
+    locks: Arc<TeamLocks>,
     /// Access tokens of two-step auth, one per credential fingerprint.
-    tokens: tokio::sync::Mutex<HashMap<u64, CachedToken>>,
+    tokens: Arc<tokio::sync::Mutex<HashMap<u64, CachedToken>>>,
     /// Keys credential fingerprints; random per process, so they reveal nothing.
     fingerprints: std::collections::hash_map::RandomState,
 }
@@ -140,9 +142,26 @@ impl Backend {
             options: Value::Object(options),
             transport,
             metrics,
-            locks: TeamLocks::default(),
-            tokens: tokio::sync::Mutex::new(HashMap::new()),
+            locks: Arc::new(TeamLocks::default()),
+            tokens: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             fingerprints: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// The same backend (vendor address, credential, transport, locks, tokens) speaking
+    /// through another mapping: what a mapping reload swaps in.
+    pub fn with_mapping(&self, mapping: Arc<Mapping>) -> Backend {
+        Backend {
+            name: self.name.clone(),
+            mapping,
+            base_url: self.base_url.clone(),
+            credential: self.credential.clone(),
+            options: self.options.clone(),
+            transport: self.transport.clone(),
+            metrics: self.metrics.clone(),
+            locks: self.locks.clone(),
+            tokens: self.tokens.clone(),
+            fingerprints: self.fingerprints.clone(),
         }
     }
 

@@ -14,6 +14,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
+use arc_swap::ArcSwap;
+
 use crate::cache::{CacheLayer, ReadCache};
 use crate::canonical::route::{route, Route};
 use crate::canonical::validate::{self, TeamWrite};
@@ -41,6 +43,7 @@ pub fn executor(cache: Arc<ReadCache>) -> Executor {
 }
 
 /// A configured backend as the gateway routes to it.
+#[derive(Clone)]
 pub struct BackendRoute {
     pub backend: Arc<Backend>,
     pub policy: CachePolicy,
@@ -52,7 +55,8 @@ pub type Body = Full<Bytes>;
 
 /// Shared state of the gateway.
 pub struct Gateway {
-    pub backends: BTreeMap<String, BackendRoute>,
+    /// Swapped whole by a mapping reload; each request works on one snapshot.
+    pub backends: ArcSwap<BTreeMap<String, BackendRoute>>,
     /// Runs calls on backends, behind the read cache (see [`crate::cache`]).
     pub executor: Executor,
     pub default_backend: String,
@@ -210,13 +214,14 @@ impl Gateway {
         (op.name(), name, response)
     }
 
-    fn select_backend<B>(&self, req: &Request<B>) -> Result<&BackendRoute, Problem> {
+    fn select_backend<B>(&self, req: &Request<B>) -> Result<BackendRoute, Problem> {
         let name = match req.headers().get(BACKEND_HEADER) {
             None => self.default_backend.as_str(),
             Some(v) => v.to_str().unwrap_or("\u{fffd}").trim(),
         };
-        self.backends.get(name).ok_or_else(|| {
-            let names: Vec<&String> = self.backends.keys().collect();
+        let backends = self.backends.load();
+        backends.get(name).cloned().ok_or_else(|| {
+            let names: Vec<&String> = backends.keys().collect();
             Problem::invalid(format!(
                 "unknown backend {name:?} in Teamgate-Backend; configured: {}",
                 names
@@ -229,10 +234,42 @@ impl Gateway {
         })
     }
 
+    /// Swaps in newly loaded mappings for the configured backends. Other configuration
+    /// (addresses, credentials, backends added or removed) needs a restart: those changes are
+    /// reported and ignored. Returns how many backends were reloaded.
+    pub fn reload_mappings(&self, checked: &crate::config::Checked) -> (usize, Vec<String>) {
+        let current = self.backends.load();
+        let mut next = BTreeMap::new();
+        let mut ignored = Vec::new();
+        for (name, route) in current.iter() {
+            match checked.mappings.get(name) {
+                Some(mapping) => {
+                    let mut route = route.clone();
+                    route.backend = Arc::new(route.backend.with_mapping(mapping.clone()));
+                    next.insert(name.clone(), route);
+                }
+                None => {
+                    ignored.push(format!("backend `{name}` is gone from the config; it keeps serving until a restart"));
+                    next.insert(name.clone(), route.clone());
+                }
+            }
+        }
+        for name in checked
+            .mappings
+            .keys()
+            .filter(|n| !current.contains_key(*n))
+        {
+            ignored.push(format!("backend `{name}` is new; it needs a restart"));
+        }
+        let reloaded = next.len() - ignored.iter().filter(|i| i.contains("is gone")).count();
+        self.backends.store(Arc::new(next));
+        (reloaded, ignored)
+    }
+
     /// `GET /v1/backends`: what each backend is and can do, read from its mapping.
     fn describe(&self) -> Value {
-        let backends: Vec<Value> = self
-            .backends
+        let snapshot = self.backends.load();
+        let backends: Vec<Value> = snapshot
             .values()
             .map(|route| {
                 let b = &route.backend;

@@ -1,0 +1,149 @@
+//! Mapping reload: a changed mapping is swapped in; one that does not check leaves the old
+//! mappings in service. In-process through `Reloader`, and through `SIGHUP` on the binary.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+fn workspace(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("teamgate-reload-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mapping = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/flashcat.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("flashcat.toml"), mapping).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        "default_backend = \"f\"\n[backends.f]\nmapping = \"flashcat.toml\"\nsimulator = \"flashcat\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn set_name_max(dir: &Path, limit: &str) {
+    let path = dir.join("flashcat.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("name_max = ").unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    std::fs::write(
+        &path,
+        format!("{}name_max = {limit}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+}
+
+async fn create(base: &str, name: &str) -> u16 {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = http::Request::post(format!("{base}/v1/teams"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(json!({ "name": name }).to_string())))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_swaps_good_mappings_in_and_keeps_the_old_on_failure() {
+    let dir = workspace("inproc");
+    let checked = teamgate::config::check(&dir.join("config.toml")).unwrap();
+    let app = teamgate::App::build(checked).await.unwrap();
+    let reloader = app.reloader(dir.join("config.toml"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener, std::future::pending::<()>()));
+
+    assert_eq!(create(&base, "eleven-char").await, 201);
+    set_name_max(&dir, "10");
+    assert_eq!(reloader.reload().unwrap(), 1);
+    assert_eq!(
+        create(&base, "eleven-chr2").await,
+        400,
+        "the new limit applies"
+    );
+    assert_eq!(create(&base, "ten-chars!").await, 201);
+
+    set_name_max(&dir, "\"ten\"");
+    let errors = reloader.reload().expect_err("a broken mapping is refused");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.file.ends_with("flashcat.toml") && e.line > 0),
+        "{errors:?}"
+    );
+    assert_eq!(
+        create(&base, "eleven-chr3").await,
+        400,
+        "the old (reloaded) mapping stays"
+    );
+    assert_eq!(create(&base, "ten-chars2").await, 201);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_running_binary() {
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = workspace("sighup");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_teamgate"))
+        .args(["serve", "--config"])
+        .arg(dir.join("config.toml"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let _guard = Guard(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        if client
+            .get(format!("{base}/healthz").parse().unwrap())
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "teamgate did not start");
+    assert_eq!(create(&base, "eleven-char").await, 201);
+    set_name_max(&dir, "10");
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut applied = false;
+    for i in 0..50 {
+        if create(&base, &format!("eleven-ch{i:02}")).await == 400 {
+            applied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(applied, "SIGHUP did not reload the mapping within 5 s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
