@@ -25,6 +25,7 @@ use crate::mapping::engine::{Backend, Secret};
 use crate::metrics::Metrics;
 use crate::server::dispatch::{CacheInfo, Call, Directives, Execute, Reply};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 pub const BACKEND_HEADER: &str = "teamgate-backend";
 /// The vendor credential, on backends configured with `forward_credential = true`.
@@ -79,8 +80,10 @@ impl Gateway {
             .map(|id| id.0.clone())
             .unwrap_or_else(|| request_id(&req));
         let span = tracing::info_span!("request", request_id = %request_id, operation = tracing::field::Empty, backend = tracing::field::Empty);
-        let _enter = span.enter();
-        let (label_op, label_backend, response) = self.dispatch(req, &request_id).await;
+        let (label_op, label_backend, response) = self
+            .dispatch(req, &request_id)
+            .instrument(span.clone())
+            .await;
         span.record("operation", label_op);
         span.record("backend", label_backend.as_str());
         let status = response.status().as_u16();
@@ -90,11 +93,13 @@ impl Gateway {
             status,
             started.elapsed().as_secs_f64(),
         );
-        tracing::info!(
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "Request answered"
-        );
+        span.in_scope(|| {
+            tracing::info!(
+                status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Request answered"
+            )
+        });
         let mut response = response;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, v);
