@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use teamgate::sim::{self, SimRequest};
+use teamgate_sim::{self as sim, SimRequest};
 
 const CREDENTIAL: &str = "bench-credential";
 
@@ -178,7 +178,7 @@ async fn spawn_teamgate(upstream: &str, cache: bool) -> SocketAddr {
         "default_backend = \"g\"\n[cache]\nenabled = {cache}\n[backends.g]\nmapping = \"{}/mappings/grafana.toml\"\nbase_url = \"{upstream}\"\ncredential_env = \"TEAMGATE_BENCH_CREDENTIAL\"\n",
         env!("CARGO_MANIFEST_DIR")
     );
-    let checked = teamgate::config::check_source(std::path::Path::new("bench.toml"), &config)
+    let checked = teamgate::config::check_source(std::path::Path::new("bench.toml"), &config, &[])
         .expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

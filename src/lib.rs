@@ -9,7 +9,9 @@
 //! - [`server`]: the HTTP server, the tower stack and the gateway service.
 //! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
 //! - [`metrics`]: Prometheus metric names and the registry.
-//! - [`sim`]: vendor simulators (the only Rust code that names vendors).
+//! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
+//!   simulators live in their own crate of the workspace, `sim/`; this library never
+//!   imports them).
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so the binary and every
 //! test start the proxy the same way.
@@ -17,10 +19,10 @@
 pub mod cache;
 pub mod canonical;
 pub mod config;
+pub mod embedded;
 pub mod mapping;
 pub mod metrics;
 pub mod server;
-pub mod sim;
 pub mod upstream;
 
 use std::collections::BTreeMap;
@@ -43,15 +45,25 @@ pub struct App {
     pub gateway: Arc<Gateway>,
     pub metrics: Arc<Metrics>,
     pub cache: Arc<cache::ReadCache>,
-    /// Embedded simulators by backend name; they stop when the app is dropped.
-    pub simulators: BTreeMap<String, sim::SimHandle>,
+    /// Embedded vendors by backend name; they stop when the app is dropped.
+    pub embedded: BTreeMap<String, embedded::EmbeddedVendor>,
     limits: config::ServerLimits,
+    /// The embedded vendor kinds this app was built with, for reloads to check against.
+    embedded_kinds: Vec<&'static str>,
 }
 
 impl App {
-    /// Builds every backend of a checked configuration; starts embedded simulators on
-    /// loopback ports of their own.
+    /// Builds every backend of a checked configuration whose backends all have a `base_url`.
     pub async fn build(checked: Checked) -> anyhow::Result<App> {
+        App::build_with(checked, &embedded::NoEmbeddedVendors).await
+    }
+
+    /// Builds every backend of a checked configuration; starts the embedded vendors that
+    /// backends ask for (`simulator = "<kind>"`) from `vendors`, on loopback ports.
+    pub async fn build_with(
+        checked: Checked,
+        vendors: &dyn embedded::EmbeddedVendors,
+    ) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
         let mut backends = BTreeMap::new();
         let mut simulators = BTreeMap::new();
@@ -67,12 +79,10 @@ impl App {
                     // simulator gets a fresh random credential unless the env names one.
                     let credential =
                         from_env.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-                    let vendor = sim::new_vendor(kind, &credential)
-                        .ok_or_else(|| anyhow::anyhow!("unknown simulator {kind}"))?;
-                    let handle = sim::spawn_local(vendor).await?;
-                    let url = handle.base_url();
-                    tracing::info!(backend = %backend.name, simulator = %kind, url = %url, "Embedded simulator started");
-                    simulators.insert(backend.name.clone(), handle);
+                    let vendor = vendors.start(kind, &credential).await?;
+                    let url = vendor.base_url.clone();
+                    tracing::info!(backend = %backend.name, simulator = %kind, url = %url, "Embedded vendor started");
+                    simulators.insert(backend.name.clone(), vendor);
                     (url, credential)
                 }
             };
@@ -120,7 +130,8 @@ impl App {
             gateway,
             metrics,
             cache,
-            simulators,
+            embedded: simulators,
+            embedded_kinds: vendors.kinds().to_vec(),
             limits: checked.config.server.clone(),
         })
     }
@@ -132,6 +143,7 @@ impl App {
         Reloader {
             gateway: self.gateway.clone(),
             config_path,
+            embedded_kinds: self.embedded_kinds.clone(),
         }
     }
 
@@ -139,12 +151,12 @@ impl App {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let App {
             gateway,
-            simulators,
+            embedded,
             limits,
             ..
         } = self;
         server::serve(listener, gateway, limits, shutdown).await;
-        drop(simulators);
+        drop(embedded);
     }
 }
 
@@ -153,6 +165,7 @@ impl App {
 pub struct Reloader {
     gateway: Arc<Gateway>,
     config_path: std::path::PathBuf,
+    embedded_kinds: Vec<&'static str>,
 }
 
 impl Reloader {
@@ -160,7 +173,7 @@ impl Reloader {
     /// in and returns how many backends were reloaded, on failure keeps the old ones and
     /// returns every problem.
     pub fn reload(&self) -> Result<usize, Vec<mapping::CheckError>> {
-        let checked = config::check(&self.config_path)?;
+        let checked = config::check(&self.config_path, &self.embedded_kinds)?;
         let (reloaded, ignored) = self.gateway.reload_mappings(&checked);
         for reason in ignored {
             tracing::warn!(%reason, "Reload ignored a configuration change");

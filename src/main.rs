@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use teamgate::embedded::{EmbeddedVendor, EmbeddedVendors, StartFuture};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -34,7 +35,7 @@ enum Command {
     },
     /// Run one vendor simulator standalone.
     Sim {
-        /// The simulator kind (see `teamgate::sim::KINDS`).
+        /// The simulator kind (one of `teamgate_sim::KINDS`).
         vendor: String,
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
@@ -46,6 +47,28 @@ enum Command {
         )]
         credential: String,
     },
+}
+
+/// The simulator crate as the library's embedded vendors: what `simulator = "<kind>"` in the
+/// config starts (the demo). The library itself never imports the simulators.
+struct Simulators;
+
+impl EmbeddedVendors for Simulators {
+    fn kinds(&self) -> &[&'static str] {
+        teamgate_sim::KINDS
+    }
+
+    fn start<'a>(&'a self, kind: &'a str, credential: &'a str) -> StartFuture<'a> {
+        Box::pin(async move {
+            let vendor = teamgate_sim::new_vendor(kind, credential)
+                .ok_or_else(|| anyhow::anyhow!("unknown simulator {kind}"))?;
+            let handle = teamgate_sim::spawn_local(vendor).await?;
+            Ok(EmbeddedVendor {
+                base_url: handle.base_url(),
+                guard: Box::new(handle),
+            })
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -61,7 +84,7 @@ fn main() -> ExitCode {
         listen: None,
     });
     match command {
-        Command::Check { config } => match teamgate::config::check(&config) {
+        Command::Check { config } => match teamgate::config::check(&config, teamgate_sim::KINDS) {
             Ok(checked) => {
                 println!(
                     "{}: ok ({} backends, {} mapping files)",
@@ -101,7 +124,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn serve(config: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let checked = match teamgate::config::check(&config) {
+    let checked = match teamgate::config::check(&config, teamgate_sim::KINDS) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {
@@ -122,7 +145,7 @@ async fn serve(config: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCod
             return ExitCode::from(1);
         }
     };
-    let app = match teamgate::App::build(checked).await {
+    let app = match teamgate::App::build_with(checked, &Simulators).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("teamgate failed to start: {e:#}");
@@ -157,10 +180,10 @@ fn spawn_reload_on_sighup(reloader: teamgate::Reloader) {
 }
 
 async fn sim(vendor: String, listen: std::net::SocketAddr, credential: String) -> ExitCode {
-    let Some(sim) = teamgate::sim::new_vendor(&vendor, &credential) else {
+    let Some(sim) = teamgate_sim::new_vendor(&vendor, &credential) else {
         eprintln!(
             "unknown simulator {vendor:?} (known: {})",
-            teamgate::sim::KINDS.join(", ")
+            teamgate_sim::KINDS.join(", ")
         );
         return ExitCode::from(2);
     };
@@ -171,7 +194,7 @@ async fn sim(vendor: String, listen: std::net::SocketAddr, credential: String) -
             return ExitCode::from(1);
         }
     };
-    let _handle = match teamgate::sim::spawn(sim, listener) {
+    let _handle = match teamgate_sim::spawn(sim, listener) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("cannot start the simulator: {e}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{start, start_configured};
-use teamgate::sim::Fault;
+use teamgate_sim::Fault;
 
 fn cache_status(a: &support::Answer) -> &str {
     a.headers

@@ -133,7 +133,7 @@ fn a_real_vendor_needs_its_credential_variable() {
             root().join("mappings/grafana.toml").display()
         ),
     );
-    let errors = teamgate::config::check(&config).expect_err("missing credential");
+    let errors = teamgate::config::check(&config, &[]).expect_err("missing credential");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].line, 5);
     assert!(errors[0].reason.contains("TEAMGATE_SURELY_UNSET_VAR"));

@@ -322,7 +322,7 @@ async fn bad_input(backend: &str) {
 async fn hostile_ids(backend: &str) {
     let h = start(&[backend]).await;
     let sim = h.sim(backend);
-    let shapes = |log: Vec<teamgate::sim::LoggedRequest>| -> Vec<(String, usize, Vec<String>)> {
+    let shapes = |log: Vec<teamgate_sim::LoggedRequest>| -> Vec<(String, usize, Vec<String>)> {
         log.into_iter()
             .map(|r| {
                 let segments = r.path.split('/').count();
@@ -400,7 +400,7 @@ async fn hostile_ids(backend: &str) {
 async fn vendor_garbage(backend: &str) {
     let h = start(&[backend]).await;
     let sim = h.sim(backend);
-    sim.set_fault(Some(teamgate::sim::Fault::MalformedJson));
+    sim.set_fault(Some(teamgate_sim::Fault::MalformedJson));
     let a = h.get(backend, "/v1/teams").await;
     assert_eq!(a.status, 502, "{}", a.text);
     assert_eq!(a.code(), "upstream_error");
@@ -408,7 +408,7 @@ async fn vendor_garbage(backend: &str) {
         .post(backend, "/v1/teams", json!({ "name": "Garbage" }))
         .await;
     assert_eq!(a.status, 502, "{}", a.text);
-    sim.set_fault(Some(teamgate::sim::Fault::Status(503)));
+    sim.set_fault(Some(teamgate_sim::Fault::Status(503)));
     let a = h.get(backend, "/v1/teams").await;
     assert_eq!(
         (a.status.as_u16(), a.code()),
@@ -416,7 +416,7 @@ async fn vendor_garbage(backend: &str) {
         "{}",
         a.text
     );
-    sim.set_fault(Some(teamgate::sim::Fault::RateLimited {
+    sim.set_fault(Some(teamgate_sim::Fault::RateLimited {
         retry_after_secs: 7,
     }));
     let a = h.get(backend, "/v1/teams").await;

@@ -10,7 +10,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
-fn workspace(tag: &str) -> PathBuf {
+/// A config directory with a copy of the flashcat mapping; `target` says where the vendor is
+/// (`simulator = ...` for the binary, `base_url = ...` for an in-process app).
+fn workspace(tag: &str, target: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("teamgate-reload-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -21,7 +23,7 @@ fn workspace(tag: &str) -> PathBuf {
     std::fs::write(dir.join("flashcat.toml"), mapping).unwrap();
     std::fs::write(
         dir.join("config.toml"),
-        "default_backend = \"f\"\n[backends.f]\nmapping = \"flashcat.toml\"\nsimulator = \"flashcat\"\n",
+        format!("default_backend = \"f\"\n[backends.f]\nmapping = \"flashcat.toml\"\n{target}\n"),
     )
     .unwrap();
     dir
@@ -53,8 +55,19 @@ async fn create(base: &str, name: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_swaps_good_mappings_in_and_keeps_the_old_on_failure() {
-    let dir = workspace("inproc");
-    let checked = teamgate::config::check(&dir.join("config.toml")).unwrap();
+    let credential = "reload-test-credential";
+    let sim = teamgate_sim::spawn_local(teamgate_sim::new_vendor("flashcat", credential).unwrap())
+        .await
+        .unwrap();
+    std::env::set_var("TEAMGATE_TEST_RELOAD_CREDENTIAL", credential);
+    let dir = workspace(
+        "inproc",
+        &format!(
+            "base_url = \"{}\"\ncredential_env = \"TEAMGATE_TEST_RELOAD_CREDENTIAL\"",
+            sim.base_url()
+        ),
+    );
+    let checked = teamgate::config::check(&dir.join("config.toml"), &[]).unwrap();
     let app = teamgate::App::build(checked).await.unwrap();
     let reloader = app.reloader(dir.join("config.toml"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,7 +111,7 @@ async fn sighup_reloads_the_running_binary() {
             let _ = self.0.wait();
         }
     }
-    let dir = workspace("sighup");
+    let dir = workspace("sighup", "simulator = \"flashcat\"");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

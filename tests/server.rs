@@ -127,7 +127,7 @@ async fn a_request_past_the_timeout_is_upstream_timeout_with_its_id() {
     )
     .await;
     h.sim("grafana")
-        .set_fault(Some(teamgate::sim::Fault::Latency(
+        .set_fault(Some(teamgate_sim::Fault::Latency(
             std::time::Duration::from_millis(1500),
         )));
     let a = h.get("grafana", "/v1/teams").await;

@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 
 use check::{Checker, Request};
 use spec::Spec;
-use teamgate::sim::LoggedRequest;
+use teamgate_sim::LoggedRequest;
 
 /// One backend whose traffic is checked.
 struct Backend {

@@ -162,7 +162,7 @@ async fn concurrent_member_adds_on_one_team_lose_nothing() {
 async fn flashcat_credentials_stay_out_of_answers() {
     let h = start(&["flashcat"]).await;
     h.sim("flashcat")
-        .set_fault(Some(teamgate::sim::Fault::Status(500)));
+        .set_fault(Some(teamgate_sim::Fault::Status(500)));
     let a = h.get("flashcat", "/v1/teams").await;
     assert_eq!(a.status, 502);
     assert!(!a.text.contains(support::CREDENTIAL), "{}", a.text);
@@ -171,7 +171,7 @@ async fn flashcat_credentials_stay_out_of_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jsonapi_teams_go_under_the_default_team_unless_a_parent_is_given() {
     let h = start(&["jsonapi"]).await;
-    let root = teamgate::sim::jsonapi::DEFAULT_TEAM_ID;
+    let root = teamgate_sim::jsonapi::DEFAULT_TEAM_ID;
     let a = h
         .post("jsonapi", "/v1/teams", json!({ "name": "Child" }))
         .await;
@@ -224,7 +224,7 @@ async fn jsonapi_soft_deleted_teams_are_gone_for_canonical_callers() {
         format!("Bearer {}", support::CREDENTIAL).parse().unwrap(),
     );
     headers.insert("content-type", "application/vnd.api+json".parse().unwrap());
-    let raw = sim.direct(&teamgate::sim::SimRequest::new(
+    let raw = sim.direct(&teamgate_sim::SimRequest::new(
         http::Method::GET,
         &format!("/api/v1/teams/{id}"),
         headers,

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use teamgate::metrics::Metrics;
-use teamgate::sim::{self, SimHandle};
+use teamgate_sim::{self as sim, SimHandle};
 use tokio::sync::oneshot;
 
 /// The credential every test simulator accepts; handed to the proxy through the environment.
@@ -89,8 +89,9 @@ pub async fn start_configured(backends: &[(&str, &str, &str, &str)], top: &str) 
         ));
         sims.insert(name.to_string(), handle);
     }
-    let checked = teamgate::config::check_source(&repo_root().join("test-config.toml"), &config)
-        .unwrap_or_else(|e| panic!("config does not check: {e:?}"));
+    let checked =
+        teamgate::config::check_source(&repo_root().join("test-config.toml"), &config, &[])
+            .unwrap_or_else(|e| panic!("config does not check: {e:?}"));
     let app = teamgate::App::build(checked).await.expect("app builds");
     let metrics = app.metrics.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,13 +1,15 @@
-//! Vendor simulators: in-memory, stateful test doubles of the vendor team APIs.
+//! teamgate-sim: in-memory, stateful test doubles of the vendor team APIs.
 //!
 //! Each vendor lives in its own file and implements [`Vendor`]: a synchronous handler from a
-//! fully read [`SimRequest`] to a [`SimResponse`]. This module owns what every simulator shares:
+//! fully read [`SimRequest`] to a [`SimResponse`]. This file owns what every simulator shares:
 //! the HTTP server, the request log that tests read, injected faults, and the documented set of
 //! people ([`people`]) that every simulator starts with.
 //!
 //! Simulators are used by the tests, the benches and the demo (`config.toml` embeds them), and
-//! run standalone with `teamgate sim <vendor> --listen 127.0.0.1:PORT`. Only this folder and
-//! `mappings/` name vendors; the proxy core reaches a simulator through [`new_vendor`] by kind.
+//! run standalone with `teamgate sim <vendor> --listen 127.0.0.1:PORT`. They are test doubles,
+//! not product: the teamgate library never imports this crate; the `teamgate` binary hands
+//! them to the server for the demo by kind ([`new_vendor`], [`KINDS`]). Only this crate and
+//! `mappings/` name vendors.
 
 pub mod flashcat;
 pub mod grafana;
