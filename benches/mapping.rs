@@ -9,27 +9,26 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Map};
+use teamgate::call::Secret;
 use teamgate::canonical::{CanonicalRequest, Operation, PageRequest};
-use teamgate::mapping::engine::{Backend, Secret};
+use teamgate::mapping::engine::Backend;
 use teamgate::mapping::expr::Expr;
 use teamgate::mapping::Mapping;
 use teamgate::metrics::Metrics;
-use teamgate::upstream::{SendFuture, Transport, UpstreamRequest, UpstreamResponse};
+use teamgate::upstream::{Upstream, UpstreamRequest, UpstreamResponse};
 
 /// Answers every request with the same body.
-struct Canned(Bytes);
-
-impl Transport for Canned {
-    fn send(&self, _request: UpstreamRequest) -> SendFuture<'_> {
-        let body = self.0.clone();
-        Box::pin(async move {
+fn canned(body: Bytes) -> Upstream {
+    Upstream::new(tower::service_fn(move |_request: UpstreamRequest| {
+        let body = body.clone();
+        async move {
             Ok(UpstreamResponse {
                 status: 200,
                 headers: Default::default(),
                 body,
             })
-        })
-    }
+        }
+    }))
 }
 
 fn grafana_team(id: u64) -> serde_json::Value {
@@ -51,7 +50,7 @@ fn backend(answer: serde_json::Value) -> Backend {
         "http://vendor.invalid",
         Secret::new("token".into()),
         Map::new(),
-        Arc::new(Canned(Bytes::from(answer.to_string()))),
+        canned(Bytes::from(answer.to_string())),
         Arc::new(Metrics::new()),
     )
 }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
+use crate::call::CachePolicy;
 use crate::mapping::{CheckError, Mapping};
 
 #[derive(Debug, Deserialize)]
@@ -70,14 +71,6 @@ pub struct CacheSettings {
     pub enabled: bool,
     /// Bound on what cached answers weigh, in bytes.
     pub max_bytes: u64,
-}
-
-/// How long one backend's reads stay fresh, and how long a stale one may stand in for an
-/// error.
-#[derive(Debug, Clone, Copy)]
-pub struct CachePolicy {
-    pub ttl: Duration,
-    pub stale_if_error: Duration,
 }
 
 /// Server-wide limits.

@@ -2,13 +2,19 @@
 //!
 //! # Layout
 //!
-//! - [`canonical`]: the canonical API v1 — operations, routing, validation, cursors, problems.
-//! - [`mapping`]: mapping files, compiled once, and the engine that runs them.
-//! - [`cache`]: the read cache stage (canonical keys, invalidation by writes, single flight).
-//! - [`upstream`]: the HTTP client that carries vendor requests.
-//! - [`server`]: the HTTP server, the tower stack and the gateway service.
-//! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
+//! From the bottom up (a file imports only from the lines above it):
+//!
+//! - [`error`]: the one error type — canonical code, origin, retryability, vendor detail.
 //! - [`metrics`]: Prometheus metric names and the registry.
+//! - [`canonical`]: the canonical API v1 — operations, routing, validation, cursors.
+//! - [`call`]: a routed request on its way to a backend, and its reply (shared by the cache
+//!   and the engine).
+//! - [`upstream`]: the client that carries vendor requests, as a tower service.
+//! - [`mapping`]: mapping files, compiled once; the engine that runs them; the registry of
+//!   configured backends.
+//! - [`cache`]: the read cache stage (canonical keys, invalidation by writes, single flight).
+//! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
+//! - [`server`]: the HTTP server and the request path, composed in `server/stack.rs`.
 //! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
 //!   simulators live in their own crate of the workspace, `sim/`; this library never
 //!   imports them).
@@ -17,9 +23,11 @@
 //! test start the proxy the same way.
 
 pub mod cache;
+pub mod call;
 pub mod canonical;
 pub mod config;
 pub mod embedded;
+pub mod error;
 pub mod mapping;
 pub mod metrics;
 pub mod server;
@@ -31,22 +39,23 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use call::Secret;
 use config::{Checked, Target};
-use mapping::engine::{Backend, Secret};
+use embedded::{EmbeddedVendor, EmbeddedVendors};
+use mapping::engine::Backend;
+use mapping::registry::{Backends, Served};
 use metrics::Metrics;
-use server::gateway::{BackendRoute, Gateway};
-use upstream::HttpTransport;
 
 /// Largest vendor answer read, in bytes.
 const MAX_UPSTREAM_BODY: usize = 16 << 20;
 
-/// A proxy ready to serve: backends built, embedded simulators running.
+/// A proxy ready to serve: backends built, embedded vendors running.
 pub struct App {
-    pub gateway: Arc<Gateway>,
+    pub backends: Arc<Backends>,
     pub metrics: Arc<Metrics>,
     pub cache: Arc<cache::ReadCache>,
     /// Embedded vendors by backend name; they stop when the app is dropped.
-    pub embedded: BTreeMap<String, embedded::EmbeddedVendor>,
+    pub embedded: BTreeMap<String, EmbeddedVendor>,
     limits: config::ServerLimits,
     /// The embedded vendor kinds this app was built with, for reloads to check against.
     embedded_kinds: Vec<&'static str>,
@@ -62,11 +71,11 @@ impl App {
     /// backends ask for (`simulator = "<kind>"`) from `vendors`, on loopback ports.
     pub async fn build_with(
         checked: Checked,
-        vendors: &dyn embedded::EmbeddedVendors,
+        vendors: &dyn EmbeddedVendors,
     ) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
-        let mut backends = BTreeMap::new();
-        let mut simulators = BTreeMap::new();
+        let mut served = BTreeMap::new();
+        let mut embedded = BTreeMap::new();
         for backend in &checked.config.backends {
             let from_env = backend
                 .credential_env
@@ -76,13 +85,13 @@ impl App {
                 Target::BaseUrl(url) => (url.clone(), from_env.unwrap_or_default()),
                 Target::Simulator(kind) => {
                     // No secret in the file and none needed for the demo: an embedded
-                    // simulator gets a fresh random credential unless the env names one.
+                    // vendor gets a fresh random credential unless the env names one.
                     let credential =
                         from_env.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
                     let vendor = vendors.start(kind, &credential).await?;
                     let url = vendor.base_url.clone();
                     tracing::info!(backend = %backend.name, simulator = %kind, url = %url, "Embedded vendor started");
-                    simulators.insert(backend.name.clone(), vendor);
+                    embedded.insert(backend.name.clone(), vendor);
                     (url, credential)
                 }
             };
@@ -91,20 +100,19 @@ impl App {
                 .get(&backend.name)
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("no mapping loaded for backend {}", backend.name))?;
-            let transport = Arc::new(HttpTransport::new(backend.timeout, MAX_UPSTREAM_BODY));
-            let engine = Arc::new(Backend::new(
+            let engine = Backend::new(
                 backend.name.clone(),
                 mapping,
                 &base_url,
                 Secret::new(credential),
                 backend.options.clone(),
-                transport,
+                upstream::client(backend.timeout, MAX_UPSTREAM_BODY),
                 metrics.clone(),
-            ));
-            backends.insert(
+            );
+            served.insert(
                 backend.name.clone(),
-                BackendRoute {
-                    backend: engine,
+                Served {
+                    backend: Arc::new(engine),
                     policy: backend.cache,
                     forward_credential: backend.forward_credential,
                 },
@@ -119,20 +127,16 @@ impl App {
             .unwrap_or_default();
         let cache =
             cache::ReadCache::new(&checked.config.cache, max_entry_life, metrics.registry());
-        let gateway = Arc::new(Gateway {
-            backends: arc_swap::ArcSwap::from_pointee(backends),
-            executor: server::gateway::executor(cache.clone()),
-            default_backend: checked.config.default_backend.clone(),
-            metrics: metrics.clone(),
-            max_body_bytes: checked.config.server.max_body_bytes,
-        });
         Ok(App {
-            gateway,
+            backends: Arc::new(Backends::new(
+                served,
+                checked.config.default_backend.clone(),
+            )),
             metrics,
             cache,
-            embedded: simulators,
-            embedded_kinds: vendors.kinds().to_vec(),
+            embedded,
             limits: checked.config.server.clone(),
+            embedded_kinds: vendors.kinds().to_vec(),
         })
     }
 
@@ -141,7 +145,7 @@ impl App {
     /// old mappings in service.
     pub fn reloader(&self, config_path: std::path::PathBuf) -> Reloader {
         Reloader {
-            gateway: self.gateway.clone(),
+            backends: self.backends.clone(),
             config_path,
             embedded_kinds: self.embedded_kinds.clone(),
         }
@@ -149,21 +153,21 @@ impl App {
 
     /// Serves on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let App {
-            gateway,
-            embedded,
-            limits,
-            ..
-        } = self;
-        server::serve(listener, gateway, limits, shutdown).await;
-        drop(embedded);
+        let service = server::stack::build(
+            self.backends.clone(),
+            self.cache.clone(),
+            self.metrics.clone(),
+            &self.limits,
+        );
+        server::serve(listener, service, shutdown).await;
+        drop(self.embedded);
     }
 }
 
 /// Reloads mapping files into a running app.
 #[derive(Clone)]
 pub struct Reloader {
-    gateway: Arc<Gateway>,
+    backends: Arc<Backends>,
     config_path: std::path::PathBuf,
     embedded_kinds: Vec<&'static str>,
 }
@@ -174,12 +178,15 @@ impl Reloader {
     /// returns every problem.
     pub fn reload(&self) -> Result<usize, Vec<mapping::CheckError>> {
         let checked = config::check(&self.config_path, &self.embedded_kinds)?;
-        let (reloaded, ignored) = self.gateway.reload_mappings(&checked);
-        for reason in ignored {
-            tracing::warn!(%reason, "Reload ignored a configuration change");
+        let report = self.backends.reload(&checked.mappings);
+        for name in &report.kept {
+            tracing::warn!(backend = %name, "Reload: the backend is gone from the config; it keeps serving until a restart");
         }
-        tracing::info!(reloaded, "Mappings reloaded");
-        Ok(reloaded)
+        for name in &report.ignored_new {
+            tracing::warn!(backend = %name, "Reload: the backend is new; it needs a restart");
+        }
+        tracing::info!(reloaded = report.reloaded.len(), "Mappings reloaded");
+        Ok(report.reloaded.len())
     }
 }
 

@@ -185,15 +185,15 @@ async fn a_token_still_refused_after_refresh_is_not_retried_again() {
 #[tokio::test(start_paused = true)]
 async fn a_token_is_renewed_shortly_before_it_expires() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use teamgate::upstream::{SendFuture, Transport, UpstreamRequest, UpstreamResponse};
+    use teamgate::upstream::{Upstream, UpstreamRequest, UpstreamResponse};
 
     #[derive(Default)]
     struct Vendor {
         token_fetches: AtomicUsize,
         calls: AtomicUsize,
     }
-    impl Transport for Vendor {
-        fn send(&self, request: UpstreamRequest) -> SendFuture<'_> {
+    impl Vendor {
+        fn answer(&self, request: UpstreamRequest) -> UpstreamResponse {
             let body = if request.url.contains("/oauth/access-token") {
                 let n = self.token_fetches.fetch_add(1, Ordering::SeqCst);
                 json!({ "data": { "access_token": format!("token-{n}"), "issued_at": 1000, "expires_at": 1120, "refresh_token": "r", "type": "Bearer" } })
@@ -201,26 +201,29 @@ async fn a_token_is_renewed_shortly_before_it_expires() {
                 self.calls.fetch_add(1, Ordering::SeqCst);
                 json!({ "data": [] })
             };
-            Box::pin(async move {
-                Ok(UpstreamResponse {
-                    status: 200,
-                    headers: Default::default(),
-                    body: body.to_string().into(),
-                })
-            })
+            UpstreamResponse {
+                status: 200,
+                headers: Default::default(),
+                body: body.to_string().into(),
+            }
         }
     }
     let mapping =
         teamgate::mapping::Mapping::load(&support::repo_root().join("mappings/squadcast.toml"))
             .unwrap();
     let vendor = Arc::new(Vendor::default());
+    let answering = vendor.clone();
+    let upstream = Upstream::new(tower::service_fn(move |request| {
+        let answer = answering.answer(request);
+        async move { Ok(answer) }
+    }));
     let backend = teamgate::mapping::engine::Backend::new(
         "s".into(),
         Arc::new(mapping),
         "http://vendor.invalid",
-        teamgate::mapping::engine::Secret::new("refresh".into()),
+        teamgate::call::Secret::new("refresh".into()),
         Default::default(),
-        vendor.clone(),
+        upstream,
         Arc::new(teamgate::metrics::Metrics::new()),
     );
     let mut list =

@@ -1,6 +1,5 @@
 //! The cache as a tower stage: [`CacheLayer`] wraps the service that runs calls on backends.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,15 +7,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::{
     etag, is_vendor_failure, jittered, key, matches_etag, CacheResult, CachedAnswer, ReadCache,
     Stored,
 };
-use crate::canonical::{CanonicalResponse, ErrorCode};
-use crate::config::CachePolicy;
-use crate::server::dispatch::{CacheInfo, Call, Directives, Reply};
+use crate::call::{CacheInfo, CachePolicy, Call, Directives, Reply};
+use crate::canonical::CanonicalResponse;
+use crate::error::Error;
 
 /// Puts the read cache in front of a service that runs calls.
 #[derive(Clone)]
@@ -49,79 +48,66 @@ pub struct CacheService<S> {
 
 impl<S> Service<Call> for CacheService<S>
 where
-    S: Service<Call, Response = Reply, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Call, Response = Reply, Error = Error> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = Reply;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
+        // tower's clone-and-swap: the service polled ready goes into the future, its clone
+        // stays behind for the next poll_ready.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
         let cache = self.cache.clone();
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(serve(cache, inner, call).await) })
+        Box::pin(serve(cache, inner, call))
     }
 }
 
-async fn run<S>(inner: S, call: Call) -> Reply
+async fn serve<S>(cache: Arc<ReadCache>, mut inner: S, call: Call) -> Result<Reply, Error>
 where
-    S: Service<Call, Response = Reply, Error = Infallible>,
-{
-    match inner.oneshot(call).await {
-        Ok(reply) => reply,
-        Err(never) => match never {},
-    }
-}
-
-async fn serve<S>(cache: Arc<ReadCache>, inner: S, call: Call) -> Reply
-where
-    S: Service<Call, Response = Reply, Error = Infallible> + Send,
+    S: Service<Call, Response = Reply, Error = Error> + Send,
     S::Future: Send,
 {
     let op = call.request.op;
-    let backend = call.backend.name.clone();
     if !cache.enabled() {
-        return run(inner, call).await;
+        return inner.call(call).await;
     }
+    let backend = call.backend.clone();
     if op.is_write() {
         let team = call.request.team_id.clone();
-        let reply = run(inner, call).await;
+        let result = inner.call(call).await;
         // A write that happened makes things stale; one refused by the vendor does not. A write
-        // whose outcome is unknown (it timed out after being sent) may have happened.
-        let may_have_happened = match &reply.result {
+        // whose outcome is unknown (sent, then no answer) may have happened.
+        let may_have_happened = match &result {
             Ok(_) => true,
-            Err(problem) => problem.code == ErrorCode::UpstreamTimeout,
+            Err(error) => error.outcome_unknown(),
         };
         if may_have_happened {
             cache.invalidate(&backend, op, team.as_deref());
         }
-        return reply;
+        return result;
     }
-    let fingerprint = match &call.credential {
-        Some(credential) => call.backend.fingerprint(credential),
-        None => call.backend.configured_fingerprint(),
-    };
-    let Some(key) = key(&cache, &backend, fingerprint, &call.request) else {
-        return run(inner, call).await;
+    let Some(key) = key(&cache, &backend, call.partition, &call.request) else {
+        return inner.call(call).await;
     };
     let policy = call.policy;
     let directives = call.directives.clone();
 
     if directives.bypass {
-        let mut reply = run(inner, call).await;
+        let mut reply = inner.call(call).await?;
         cache.record(&backend, op, CacheResult::Bypass);
-        if let Ok(response) = &reply.result {
-            if response.status == 200 {
-                let answer = Arc::new(answer(&key, response.clone(), policy));
-                reply.cache = Some(info(&answer, "teamgate; fwd=bypass", &directives));
-                cache.store.insert(key, Stored::Answer(answer)).await;
-            }
+        if reply.response.status == 200 {
+            let answer = Arc::new(answer(&key, reply.response.clone(), policy));
+            reply.cache = Some(info(&answer, "teamgate; fwd=bypass", &directives));
+            cache.store.insert(key, Stored::Answer(answer)).await;
         }
-        return reply;
+        return Ok(reply);
     }
 
     let previous = match cache.store.get(&key).await {
@@ -131,7 +117,7 @@ where
     if let Some(answer) = &previous {
         if answer.is_fresh(Instant::now()) {
             cache.record(&backend, op, CacheResult::Hit);
-            return reply_from(answer, "teamgate; hit", &directives);
+            return Ok(reply_from(answer, "teamgate; hit", &directives));
         }
     }
 
@@ -142,20 +128,19 @@ where
     let stale_candidate = previous.clone();
     let init = async move {
         leader_ran.store(true, Ordering::SeqCst);
-        let reply = run(inner, call).await;
-        match reply.result {
-            Ok(response) if response.status == 200 => {
-                Stored::Answer(Arc::new(answer(&entry_key, response, policy)))
+        match inner.call(call).await {
+            Ok(reply) if reply.response.status == 200 => {
+                Stored::Answer(Arc::new(answer(&entry_key, reply.response, policy)))
             }
-            Ok(response) => Stored::Passed(response),
-            Err(problem) => match stale_candidate {
+            Ok(reply) => Stored::Passed(reply.response),
+            Err(error) => match stale_candidate {
                 // The vendor failed: the last good answer stands in, still marked stale.
                 Some(answer)
-                    if is_vendor_failure(&problem) && answer.is_usable_stale(Instant::now()) =>
+                    if is_vendor_failure(&error) && answer.is_usable_stale(Instant::now()) =>
                 {
                     Stored::Answer(answer)
                 }
-                _ => Stored::Failed(problem),
+                _ => Stored::Failed(error),
             },
         }
     };
@@ -178,30 +163,19 @@ where
     match entry.into_value() {
         Stored::Answer(answer) if !answer.is_fresh(Instant::now()) => {
             cache.record(&backend, op, CacheResult::Stale);
-            reply_from(&answer, "teamgate; hit; stale", &directives)
+            Ok(reply_from(&answer, "teamgate; hit; stale", &directives))
         }
         Stored::Answer(answer) => {
             cache.record(&backend, op, fetched);
-            reply_from(&answer, status, &directives)
+            Ok(reply_from(&answer, status, &directives))
         }
-        Stored::Failed(problem) => {
+        Stored::Failed(error) => {
             cache.record(&backend, op, fetched);
-            Reply {
-                result: Err(problem),
-                cache: Some(CacheInfo {
-                    status: status.to_string(),
-                    age_secs: 0,
-                    etag: None,
-                    not_modified: false,
-                }),
-            }
+            Err(error)
         }
         Stored::Passed(response) => {
             cache.record(&backend, op, fetched);
-            Reply {
-                result: Ok(response),
-                cache: None,
-            }
+            Ok(Reply::uncached(response))
         }
     }
 }
@@ -224,9 +198,9 @@ fn answer(key: &str, response: CanonicalResponse, policy: CachePolicy) -> Cached
     }
 }
 
-fn info(answer: &CachedAnswer, status: &str, directives: &Directives) -> CacheInfo {
+fn info(answer: &CachedAnswer, status: &'static str, directives: &Directives) -> CacheInfo {
     CacheInfo {
-        status: status.to_string(),
+        status,
         age_secs: answer.age(Instant::now()).as_secs(),
         etag: Some(answer.etag.clone()),
         not_modified: directives
@@ -236,9 +210,9 @@ fn info(answer: &CachedAnswer, status: &str, directives: &Directives) -> CacheIn
     }
 }
 
-fn reply_from(answer: &CachedAnswer, status: &str, directives: &Directives) -> Reply {
+fn reply_from(answer: &CachedAnswer, status: &'static str, directives: &Directives) -> Reply {
     Reply {
-        result: Ok(answer.response.clone()),
+        response: answer.response.clone(),
         cache: Some(info(answer, status, directives)),
     }
 }

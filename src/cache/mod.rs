@@ -33,8 +33,10 @@ use tokio::time::Instant;
 
 pub use layer::{CacheLayer, CacheService};
 
-use crate::canonical::{CanonicalResponse, ErrorCode, Operation, Problem};
-use crate::config::{CachePolicy, CacheSettings};
+use crate::call::CachePolicy;
+use crate::canonical::{CanonicalResponse, Operation};
+use crate::config::CacheSettings;
+use crate::error::{Error, ErrorCode, Origin};
 
 /// Metric names of the cache stage.
 pub const CACHE_REQUESTS_TOTAL: &str = "teamgate_cache_requests_total";
@@ -70,7 +72,7 @@ impl CacheResult {
 pub(crate) enum Stored {
     Answer(Arc<CachedAnswer>),
     /// The leader's error: handed to the waiters of that one call, replaced by the next.
-    Failed(Problem),
+    Failed(Error),
     /// A success that is not cached (not a 200).
     Passed(CanonicalResponse),
 }
@@ -345,15 +347,17 @@ pub(crate) fn matches_etag(if_none_match: &str, etag: &str) -> bool {
     })
 }
 
-/// Whether a failure is the vendor's (stale-if-error applies), not the caller's.
-pub(crate) fn is_vendor_failure(problem: &Problem) -> bool {
-    match problem.code {
-        ErrorCode::UpstreamUnavailable | ErrorCode::UpstreamTimeout | ErrorCode::RateLimited => {
-            true
-        }
-        ErrorCode::UpstreamError => problem.upstream.as_ref().is_none_or(|u| u.status >= 500),
-        _ => false,
-    }
+/// Whether the last good answer may stand in for this failure: the vendor or the network
+/// failed (5xx, an unreadable answer, timeout, connect, 429), not the caller, and not a vendor
+/// refusing the request (4xx).
+pub(crate) fn is_vendor_failure(error: &Error) -> bool {
+    let failed_elsewhere = matches!(error.origin, Origin::Vendor | Origin::Network);
+    let class = error.status() >= 500 || error.code == ErrorCode::RateLimited;
+    let vendor_status = error
+        .upstream
+        .as_ref()
+        .is_none_or(|u| u.status >= 500 || u.status == 429);
+    failed_elsewhere && class && vendor_status
 }
 
 /// A TTL with ±10% jitter, so entries filled together do not expire together.

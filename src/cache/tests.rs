@@ -1,8 +1,7 @@
 //! Stage tests of the cache: a stub service behind the layer, no sockets, tokio's clock
 //! paused where time matters.
 
-use std::convert::Infallible;
-use std::path::Path;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,37 +10,25 @@ use serde_json::json;
 use tower::{Layer, Service, ServiceExt};
 
 use super::*;
-use crate::canonical::{CanonicalRequest, ErrorCode, UpstreamDetail};
-use crate::config::{CachePolicy, CacheSettings};
-use crate::mapping::engine::{Backend, Secret};
-use crate::mapping::Mapping;
-use crate::metrics::Metrics;
-use crate::server::dispatch::{Call, Directives, Reply};
-use crate::upstream::{SendFuture, Transport, UpstreamError, UpstreamRequest};
+use crate::call::{CachePolicy, Call, Directives, Reply, Secret};
+use crate::canonical::CanonicalRequest;
+use crate::config::CacheSettings;
+use crate::error::{Error, ErrorCode, UpstreamDetail};
 
-struct NoNetwork;
+/// What a stage answers: the reply, or the error.
+type Answer = Result<Reply, Error>;
 
-impl Transport for NoNetwork {
-    fn send(&self, _request: UpstreamRequest) -> SendFuture<'_> {
-        Box::pin(async { Err(UpstreamError::Connect) })
-    }
+/// A backend as the cache sees it: a name, and the key that fingerprints credentials.
+struct Backend {
+    name: Arc<str>,
+    fingerprints: RandomState,
 }
 
 fn backend(name: &str) -> Arc<Backend> {
-    let mapping = Mapping::parse(
-        Path::new("stage.toml"),
-        "vendor = \"stub\"\n[team]\nid = \"$.id\"\nname = \"$.name\"\n",
-    )
-    .expect("mapping");
-    Arc::new(Backend::new(
-        name.into(),
-        Arc::new(mapping),
-        "http://stub.invalid",
-        Secret::new("k".into()),
-        Default::default(),
-        Arc::new(NoNetwork),
-        Arc::new(Metrics::new()),
-    ))
+    Arc::new(Backend {
+        name: Arc::from(name),
+        fingerprints: RandomState::new(),
+    })
 }
 
 const POLICY: CachePolicy = CachePolicy {
@@ -53,41 +40,36 @@ fn call(backend: &Arc<Backend>, op: Operation, team: &str) -> Call {
     let mut request = CanonicalRequest::new(op);
     request.team_id = Some(team.into());
     Call {
-        backend: backend.clone(),
+        backend: backend.name.clone(),
         request,
         credential: None,
+        partition: backend.fingerprints.hash_one("configured"),
         directives: Directives::default(),
         policy: POLICY,
     }
 }
 
-fn ok(body: serde_json::Value) -> Reply {
-    Reply {
-        result: Ok(CanonicalResponse::ok(body)),
-        cache: None,
-    }
+fn ok(body: serde_json::Value) -> Answer {
+    Ok(Reply::uncached(CanonicalResponse::ok(body)))
 }
 
-fn vendor_down() -> Reply {
-    let mut problem = Problem::new(ErrorCode::UpstreamUnavailable, "down");
+fn vendor_down() -> Answer {
+    let mut problem = Error::new(ErrorCode::UpstreamUnavailable, "down");
     problem.upstream = Some(Box::new(UpstreamDetail {
         status: 503,
         code: None,
         message: None,
     }));
-    Reply {
-        result: Err(problem),
-        cache: None,
-    }
+    Err(problem)
 }
 
 /// A service that counts its calls and answers from `answer(n)` for the n-th call, after
 /// `delay`.
 fn stub(
     delay: Duration,
-    answer: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    answer: impl Fn(usize) -> Answer + Send + Sync + 'static,
 ) -> (
-    impl Service<Call, Response = Reply, Error = Infallible, Future: Send> + Clone + Send + 'static,
+    impl Service<Call, Response = Reply, Error = Error, Future: Send> + Clone + Send + 'static,
     Arc<AtomicUsize>,
 ) {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -98,7 +80,7 @@ fn stub(
         let answer = answer.clone();
         async move {
             tokio::time::sleep(delay).await;
-            Ok::<_, Infallible>(answer(n))
+            answer(n)
         }
     });
     (service, calls)
@@ -115,19 +97,25 @@ fn cache(max_bytes: u64) -> Arc<ReadCache> {
     )
 }
 
-async fn send<S>(service: &mut S, call: Call) -> Reply
+async fn send<S>(service: &mut S, call: Call) -> Answer
 where
-    S: Service<Call, Response = Reply, Error = Infallible>,
+    S: Service<Call, Response = Reply, Error = Error>,
 {
-    service.ready().await.unwrap().call(call).await.unwrap()
+    service.ready().await.unwrap().call(call).await
 }
 
-fn status(reply: &Reply) -> &str {
-    reply
-        .cache
+fn status(answer: &Answer) -> &str {
+    answer
         .as_ref()
-        .map(|c| c.status.as_str())
+        .ok()
+        .and_then(|reply| reply.cache.as_ref())
+        .map(|c| c.status)
         .unwrap_or("none")
+}
+
+/// The canonical body of a successful answer.
+fn body(answer: Answer) -> serde_json::Value {
+    answer.unwrap().response.body.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -146,11 +134,11 @@ async fn a_hit_expires_after_its_ttl() {
         status(&send(&mut service, call(&b, Operation::GetTeam, "1")).await),
         "teamgate; hit"
     );
-    assert_eq!(second.cache.as_ref().unwrap().age_secs, 0);
+    assert_eq!(second.as_ref().unwrap().cache.as_ref().unwrap().age_secs, 0);
     tokio::time::advance(Duration::from_secs(4)).await;
     let refreshed = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
     assert_eq!(status(&refreshed), "teamgate; fwd=miss");
-    assert_eq!(refreshed.result.unwrap().body.unwrap()["n"], 1);
+    assert_eq!(body(refreshed)["n"], 1);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -165,12 +153,12 @@ async fn stale_stands_in_for_a_vendor_failure_within_the_window_only() {
         }
     });
     let mut service = CacheLayer::new(cache(1 << 20)).layer(inner);
-    send(&mut service, call(&b, Operation::GetTeam, "1")).await;
+    let _ = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
     tokio::time::advance(Duration::from_secs(15)).await;
     let stale = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
     assert_eq!(status(&stale), "teamgate; hit; stale");
-    assert_eq!(stale.cache.as_ref().unwrap().age_secs, 15);
-    assert_eq!(stale.result.unwrap().body.unwrap()["v"], "good");
+    assert_eq!(stale.as_ref().unwrap().cache.as_ref().unwrap().age_secs, 15);
+    assert_eq!(body(stale)["v"], "good");
     assert_eq!(
         calls.load(Ordering::SeqCst),
         2,
@@ -179,10 +167,7 @@ async fn stale_stands_in_for_a_vendor_failure_within_the_window_only() {
     // Past TTL + window (at most 11 + 30 s), the error comes through.
     tokio::time::advance(Duration::from_secs(30)).await;
     let failed = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
-    assert_eq!(
-        failed.result.unwrap_err().code,
-        ErrorCode::UpstreamUnavailable
-    );
+    assert_eq!(failed.unwrap_err().code, ErrorCode::UpstreamUnavailable);
 }
 
 #[tokio::test(start_paused = true)]
@@ -192,17 +177,14 @@ async fn a_caller_error_is_never_replaced_by_stale() {
         if n == 0 {
             ok(json!({}))
         } else {
-            Reply {
-                result: Err(Problem::not_found("gone")),
-                cache: None,
-            }
+            Err(Error::not_found("gone"))
         }
     });
     let mut service = CacheLayer::new(cache(1 << 20)).layer(inner);
-    send(&mut service, call(&b, Operation::GetTeam, "1")).await;
+    let _ = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
     tokio::time::advance(Duration::from_secs(15)).await;
     let reply = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
-    assert_eq!(reply.result.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(reply.unwrap_err().code, ErrorCode::NotFound);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,14 +196,12 @@ async fn a_thousand_concurrent_misses_make_one_upstream_call() {
     for _ in 0..1000 {
         let service = service.clone();
         let c = call(&b, Operation::GetTeam, "same");
-        tasks.push(tokio::spawn(
-            async move { service.oneshot(c).await.unwrap() },
-        ));
+        tasks.push(tokio::spawn(async move { service.oneshot(c).await }));
     }
     let mut statuses = std::collections::BTreeMap::new();
     for t in tasks {
         let reply = t.await.unwrap();
-        assert!(reply.result.is_ok());
+        assert!(reply.is_ok());
         *statuses.entry(status(&reply).to_string()).or_insert(0) += 1;
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "{statuses:?}");
@@ -243,13 +223,11 @@ async fn a_failed_leader_error_goes_to_its_waiters_and_is_not_kept() {
     for _ in 0..50 {
         let service = service.clone();
         let c = call(&b, Operation::GetTeam, "same");
-        tasks.push(tokio::spawn(
-            async move { service.oneshot(c).await.unwrap() },
-        ));
+        tasks.push(tokio::spawn(async move { service.oneshot(c).await }));
     }
     for t in tasks {
         assert!(
-            t.await.unwrap().result.is_err(),
+            t.await.unwrap().is_err(),
             "waiters share the leader's answer"
         );
     }
@@ -257,9 +235,8 @@ async fn a_failed_leader_error_goes_to_its_waiters_and_is_not_kept() {
     let after = service
         .clone()
         .oneshot(call(&b, Operation::GetTeam, "same"))
-        .await
-        .unwrap();
-    assert!(after.result.is_ok(), "the error was not cached");
+        .await;
+    assert!(after.is_ok(), "the error was not cached");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -276,7 +253,7 @@ async fn writes_invalidate_exactly_their_scopes() {
         (Operation::ListUsers, ""),
     ];
     for (op, team) in reads {
-        send(&mut service, call(&b, op, team)).await;
+        let _ = send(&mut service, call(&b, op, team)).await;
     }
     let cases: [(Operation, &[usize]); 6] = [
         (Operation::AddMember, &[0, 1, 3]),
@@ -289,10 +266,10 @@ async fn writes_invalidate_exactly_their_scopes() {
     for (write, stale) in cases {
         // Warm every read, then write to team 1.
         for (op, team) in reads {
-            send(&mut service, call(&b, op, team)).await;
+            let _ = send(&mut service, call(&b, op, team)).await;
         }
         let before = calls.load(Ordering::SeqCst);
-        send(&mut service, call(&b, write, "1")).await;
+        let _ = send(&mut service, call(&b, write, "1")).await;
         assert_eq!(calls.load(Ordering::SeqCst), before + 1);
         for (i, (op, team)) in reads.iter().enumerate() {
             let reply = send(&mut service, call(&b, *op, team)).await;
@@ -309,9 +286,9 @@ async fn writes_invalidate_exactly_their_scopes() {
     let (failing, _) = stub(Duration::ZERO, |_| vendor_down());
     let shared = cache(1 << 20);
     let mut warm = CacheLayer::new(shared.clone()).layer(stub(Duration::ZERO, |_| ok(json!({}))).0);
-    send(&mut warm, call(&b, Operation::GetTeam, "1")).await;
+    let _ = send(&mut warm, call(&b, Operation::GetTeam, "1")).await;
     let mut failing = CacheLayer::new(shared).layer(failing);
-    send(&mut failing, call(&b, Operation::DeleteTeam, "1")).await;
+    let _ = send(&mut failing, call(&b, Operation::DeleteTeam, "1")).await;
     assert_eq!(
         status(&send(&mut warm, call(&b, Operation::GetTeam, "1")).await),
         "teamgate; hit"
@@ -326,9 +303,10 @@ async fn credentials_partition_the_cache() {
     let with = |key: &str| {
         let mut c = call(&b, Operation::GetTeam, "1");
         c.credential = Some(Secret::new(key.into()));
+        c.partition = b.fingerprints.hash_one(key);
         c
     };
-    send(&mut service, with("alice-key")).await;
+    let _ = send(&mut service, with("alice-key")).await;
     let other = send(&mut service, with("bob-key")).await;
     assert_eq!(status(&other), "teamgate; fwd=miss");
     assert_eq!(
@@ -343,18 +321,14 @@ async fn bypass_goes_to_the_vendor_and_refreshes_the_entry() {
     let b = backend("b");
     let (inner, calls) = stub(Duration::ZERO, |n| ok(json!({ "n": n })));
     let mut service = CacheLayer::new(cache(1 << 20)).layer(inner);
-    send(&mut service, call(&b, Operation::GetTeam, "1")).await;
+    let _ = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
     let mut bypass = call(&b, Operation::GetTeam, "1");
     bypass.directives.bypass = true;
     let reply = send(&mut service, bypass).await;
     assert_eq!(status(&reply), "teamgate; fwd=bypass");
     let after = send(&mut service, call(&b, Operation::GetTeam, "1")).await;
     assert_eq!(status(&after), "teamgate; hit");
-    assert_eq!(
-        after.result.unwrap().body.unwrap()["n"],
-        1,
-        "the bypass refreshed the entry"
-    );
+    assert_eq!(body(after)["n"], 1, "the bypass refreshed the entry");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -368,7 +342,7 @@ async fn the_byte_bound_holds_and_evictions_are_counted() {
     let shared = cache(max);
     let mut service = CacheLayer::new(shared.clone()).layer(inner);
     for i in 0..200 {
-        send(&mut service, call(&b, Operation::GetTeam, &i.to_string())).await;
+        let _ = send(&mut service, call(&b, Operation::GetTeam, &i.to_string())).await;
     }
     let weighed = shared.weighed_bytes().await;
     assert!(weighed <= max, "{weighed} > {max}");

@@ -7,7 +7,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use super::{PageRequest, Problem};
+use super::PageRequest;
+use crate::error::Error;
 
 const PREFIX: &str = "tg1:";
 
@@ -17,8 +18,8 @@ pub fn encode(page: PageRequest) -> String {
 }
 
 /// Decodes a cursor made by [`encode`].
-pub fn decode(cursor: &str) -> Result<PageRequest, Problem> {
-    let bad = || Problem::invalid("`cursor` is not a cursor this service issued");
+pub fn decode(cursor: &str) -> Result<PageRequest, Error> {
+    let bad = || Error::invalid("`cursor` is not a cursor this service issued");
     if cursor.len() > 128 {
         return Err(bad());
     }

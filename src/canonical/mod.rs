@@ -5,15 +5,12 @@
 //! backend's own stricter limits are checked by the mapping engine before any upstream call.
 
 pub mod cursor;
-pub mod problem;
 pub mod route;
 pub mod validate;
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-
-pub use problem::{ErrorCode, Problem, UpstreamDetail};
 
 /// The canonical operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

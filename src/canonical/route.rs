@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use http::Method;
 
-use super::{cursor, CanonicalRequest, Operation, PageRequest, Problem};
+use super::{cursor, CanonicalRequest, Operation, PageRequest};
+use crate::error::Error;
 
 pub const LIMIT_DEFAULT: usize = 50;
 pub const LIMIT_MAX: usize = 100;
@@ -23,7 +24,7 @@ pub enum Route {
 }
 
 /// Routes a request; the body is validated later, by the operation.
-pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Problem> {
+pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Error> {
     let segments = segments(path)?;
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (op, team_id, user_id) = match (method, segs.as_slice()) {
@@ -46,11 +47,11 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, 
         (&Method::GET, ["v1", "users"]) => (Operation::ListUsers, None, None),
         (_, ["v1", "teams"] | ["v1", "teams", _] | ["v1", "teams", _, "members"])
         | (_, ["v1", "teams", _, "members", _] | ["v1", "users"] | ["v1", "backends"]) => {
-            return Err(Problem::invalid(format!(
+            return Err(Error::invalid(format!(
                 "method {method} is not allowed on {path}"
             )))
         }
-        _ => return Err(Problem::not_found(format!("no route for {path}"))),
+        _ => return Err(Error::not_found(format!("no route for {path}"))),
     };
     let mut request = CanonicalRequest::new(op);
     request.team_id = team_id.map(path_id).transpose()?;
@@ -59,7 +60,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, 
     Ok(Route::Operation(request))
 }
 
-fn segments(path: &str) -> Result<Vec<String>, Problem> {
+fn segments(path: &str) -> Result<Vec<String>, Error> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     trimmed
@@ -68,24 +69,24 @@ fn segments(path: &str) -> Result<Vec<String>, Problem> {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| Problem::invalid("the path is not valid UTF-8 once decoded"))
+                .map_err(|_| Error::invalid("the path is not valid UTF-8 once decoded"))
         })
         .collect()
 }
 
 /// A path id names nothing when it is empty, a dot segment or absurdly long: such a request
 /// can never reach a resource on any backend, so it ends here.
-fn path_id(raw: &str) -> Result<String, Problem> {
+fn path_id(raw: &str) -> Result<String, Error> {
     if raw.is_empty() || raw == "." || raw == ".." || raw.len() > ID_MAX {
-        return Err(Problem::not_found(format!("no resource with id {raw:?}")));
+        return Err(Error::not_found(format!("no resource with id {raw:?}")));
     }
     if raw.chars().any(char::is_control) {
-        return Err(Problem::invalid("ids must not contain control characters"));
+        return Err(Error::invalid("ids must not contain control characters"));
     }
     Ok(raw.to_string())
 }
 
-fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<(), Problem> {
+fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<(), Error> {
     let allowed: &[&str] = match request.op {
         Operation::ListTeams => &["name", "q", "limit", "cursor"],
         Operation::ListUsers => &["email", "q", "limit", "cursor"],
@@ -97,13 +98,13 @@ fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<()
         let key = form_decode(key)?;
         let value = form_decode(value)?;
         if !allowed.contains(&key.as_str()) {
-            return Err(Problem::invalid(format!(
+            return Err(Error::invalid(format!(
                 "unknown query parameter `{key}` for {}",
                 request.op.name()
             )));
         }
         if params.insert(key.clone(), value).is_some() {
-            return Err(Problem::invalid(format!(
+            return Err(Error::invalid(format!(
                 "query parameter `{key}` is repeated"
             )));
         }
@@ -114,7 +115,7 @@ fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<()
             Some(raw) => match raw.parse::<usize>() {
                 Ok(n) if (1..=LIMIT_MAX).contains(&n) => n,
                 _ => {
-                    return Err(Problem::invalid(format!(
+                    return Err(Error::invalid(format!(
                         "`limit` must be an integer from 1 to {LIMIT_MAX}"
                     )))
                 }
@@ -128,7 +129,7 @@ fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<()
     }
     for (key, value) in params {
         if value.chars().any(char::is_control) || value.len() > 256 {
-            return Err(Problem::invalid(format!(
+            return Err(Error::invalid(format!(
                 "query parameter `{key}` is not valid"
             )));
         }
@@ -139,12 +140,12 @@ fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<()
     Ok(())
 }
 
-fn form_decode(s: &str) -> Result<String, Problem> {
+fn form_decode(s: &str) -> Result<String, Error> {
     let plus = s.replace('+', " ");
     percent_encoding::percent_decode_str(&plus)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| Problem::invalid("the query is not valid UTF-8 once decoded"))
+        .map_err(|_| Error::invalid("the query is not valid UTF-8 once decoded"))
 }
 
 #[cfg(test)]
@@ -214,11 +215,11 @@ mod tests {
     fn unknown_paths_are_not_found_and_wrong_methods_invalid() {
         assert_eq!(
             route(&Method::GET, "/v2/teams", None).unwrap_err().code,
-            super::super::ErrorCode::NotFound
+            crate::error::ErrorCode::NotFound
         );
         assert_eq!(
             route(&Method::PUT, "/v1/teams/1", None).unwrap_err().code,
-            super::super::ErrorCode::InvalidRequest
+            crate::error::ErrorCode::InvalidRequest
         );
     }
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Problem;
+use crate::error::Error;
 
 pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 10_000;
@@ -36,25 +36,25 @@ pub enum TeamWrite {
 
 /// Validates a team body and returns the canonical input (name trimmed).
 /// In a patch, `null` clears an optional field and is kept as `null`.
-pub fn team_input(body: &Value, mode: TeamWrite) -> Result<Map<String, Value>, Problem> {
+pub fn team_input(body: &Value, mode: TeamWrite) -> Result<Map<String, Value>, Error> {
     let object = body
         .as_object()
-        .ok_or_else(|| Problem::invalid("the body must be a JSON object"))?;
+        .ok_or_else(|| Error::invalid("the body must be a JSON object"))?;
     let mut input = Map::new();
     for (key, value) in object {
         if TEAM_READ_ONLY.contains(&key.as_str()) {
-            return Err(Problem::invalid(format!("field `{key}` is read-only")));
+            return Err(Error::invalid(format!("field `{key}` is read-only")));
         }
         if !TEAM_WRITABLE.contains(&key.as_str()) {
-            return Err(Problem::invalid(format!("unknown field `{key}`")));
+            return Err(Error::invalid(format!("unknown field `{key}`")));
         }
         let clean = match (key.as_str(), value) {
             ("name", Value::String(s)) => Value::String(name(s)?),
-            ("name", _) => return Err(Problem::invalid("`name` must be a string")),
+            ("name", _) => return Err(Error::invalid("`name` must be a string")),
             (_, Value::Null) if mode == TeamWrite::Patch => Value::Null,
             ("description", Value::String(s)) => {
                 if s.chars().count() > DESCRIPTION_MAX {
-                    return Err(Problem::invalid(format!(
+                    return Err(Error::invalid(format!(
                         "`description` is longer than {DESCRIPTION_MAX} characters"
                     )));
                 }
@@ -64,29 +64,29 @@ pub fn team_input(body: &Value, mode: TeamWrite) -> Result<Map<String, Value>, P
             ("parent_id", Value::String(s)) => Value::String(id(s, "parent_id")?),
             ("members", Value::Array(list)) => members(list)?,
             (_, Value::Null) => continue,
-            (key, _) => return Err(Problem::invalid(format!("`{key}` must be a string"))),
+            (key, _) => return Err(Error::invalid(format!("`{key}` must be a string"))),
         };
         input.insert(key.clone(), clean);
     }
     if mode == TeamWrite::Create && !input.contains_key("name") {
-        return Err(Problem::invalid("`name` is required"));
+        return Err(Error::invalid("`name` is required"));
     }
     Ok(input)
 }
 
 /// A full member list: `[{"user_id", "role"?}]`, each user once.
-fn members(list: &[Value]) -> Result<Value, Problem> {
+fn members(list: &[Value]) -> Result<Value, Error> {
     if list.len() > MEMBERS_MAX {
-        return Err(Problem::invalid(format!(
+        return Err(Error::invalid(format!(
             "`members` lists more than {MEMBERS_MAX} members"
         )));
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(list.len());
     for entry in list {
-        let object = entry.as_object().ok_or_else(|| {
-            Problem::invalid("each of `members` must be an object with `user_id`")
-        })?;
+        let object = entry
+            .as_object()
+            .ok_or_else(|| Error::invalid("each of `members` must be an object with `user_id`"))?;
         let mut member = Map::new();
         for (key, value) in object {
             match (key.as_str(), value) {
@@ -98,17 +98,17 @@ fn members(list: &[Value]) -> Result<Value, Problem> {
                 }
                 ("role", Value::Null) => {}
                 _ => {
-                    return Err(Problem::invalid(format!(
+                    return Err(Error::invalid(format!(
                         "`members[].{key}` is not a member field"
                     )))
                 }
             }
         }
         let Some(user) = member.get("user_id").and_then(Value::as_str) else {
-            return Err(Problem::invalid("each of `members` needs `user_id`"));
+            return Err(Error::invalid("each of `members` needs `user_id`"));
         };
         if !seen.insert(user.to_string()) {
-            return Err(Problem::invalid(format!(
+            return Err(Error::invalid(format!(
                 "user {user:?} is listed twice in `members`"
             )));
         }
@@ -118,10 +118,10 @@ fn members(list: &[Value]) -> Result<Value, Problem> {
 }
 
 /// Validates an add-member body: `user_id` or `email`, and an optional `role`.
-pub fn member_input(body: &Value) -> Result<Map<String, Value>, Problem> {
+pub fn member_input(body: &Value) -> Result<Map<String, Value>, Error> {
     let object = body
         .as_object()
-        .ok_or_else(|| Problem::invalid("the body must be a JSON object"))?;
+        .ok_or_else(|| Error::invalid("the body must be a JSON object"))?;
     let mut input = Map::new();
     for (key, value) in object {
         let clean = match (key.as_str(), value) {
@@ -130,61 +130,59 @@ pub fn member_input(body: &Value) -> Result<Map<String, Value>, Problem> {
             ("email", Value::String(s)) => Value::String(email(s, "email")?),
             ("role", Value::String(s)) => Value::String(role(s)?),
             ("user_id" | "email" | "role", _) => {
-                return Err(Problem::invalid(format!("`{key}` must be a string")))
+                return Err(Error::invalid(format!("`{key}` must be a string")))
             }
-            ("username", _) => return Err(Problem::invalid("field `username` is read-only")),
-            _ => return Err(Problem::invalid(format!("unknown field `{key}`"))),
+            ("username", _) => return Err(Error::invalid("field `username` is read-only")),
+            _ => return Err(Error::invalid(format!("unknown field `{key}`"))),
         };
         input.insert(key.clone(), clean);
     }
     if !input.contains_key("user_id") && !input.contains_key("email") {
-        return Err(Problem::invalid("either `user_id` or `email` is required"));
+        return Err(Error::invalid("either `user_id` or `email` is required"));
     }
     Ok(input)
 }
 
 /// Validates an update-member body: `{"role"}`.
-pub fn member_role_input(body: &Value) -> Result<Map<String, Value>, Problem> {
+pub fn member_role_input(body: &Value) -> Result<Map<String, Value>, Error> {
     let object = body
         .as_object()
-        .ok_or_else(|| Problem::invalid("the body must be a JSON object"))?;
+        .ok_or_else(|| Error::invalid("the body must be a JSON object"))?;
     let mut input = Map::new();
     for (key, value) in object {
         match (key.as_str(), value) {
             ("role", Value::String(s)) => {
                 input.insert("role".into(), Value::String(role(s)?));
             }
-            ("role", _) => return Err(Problem::invalid("`role` must be a string")),
-            _ => return Err(Problem::invalid(format!("unknown field `{key}`"))),
+            ("role", _) => return Err(Error::invalid("`role` must be a string")),
+            _ => return Err(Error::invalid(format!("unknown field `{key}`"))),
         }
     }
     if !input.contains_key("role") {
-        return Err(Problem::invalid("`role` is required"));
+        return Err(Error::invalid("`role` is required"));
     }
     Ok(input)
 }
 
 /// A team name: trimmed, 1..=100 characters, no control characters.
-pub fn name(raw: &str) -> Result<String, Problem> {
+pub fn name(raw: &str) -> Result<String, Error> {
     let trimmed = raw.trim();
     let length = trimmed.chars().count();
     if length == 0 {
-        return Err(Problem::invalid("`name` must not be empty"));
+        return Err(Error::invalid("`name` must not be empty"));
     }
     if length > NAME_MAX {
-        return Err(Problem::invalid(format!(
+        return Err(Error::invalid(format!(
             "`name` is longer than {NAME_MAX} characters ({length})"
         )));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Problem::invalid(
-            "`name` must not contain control characters",
-        ));
+        return Err(Error::invalid("`name` must not contain control characters"));
     }
     Ok(trimmed.to_string())
 }
 
-fn email(raw: &str, field: &str) -> Result<String, Problem> {
+fn email(raw: &str, field: &str) -> Result<String, Error> {
     let trimmed = raw.trim();
     let valid = trimmed.len() <= EMAIL_MAX
         && !trimmed.chars().any(|c| c.is_control() || c.is_whitespace())
@@ -192,23 +190,21 @@ fn email(raw: &str, field: &str) -> Result<String, Problem> {
     if valid {
         Ok(trimmed.to_string())
     } else {
-        Err(Problem::invalid(format!(
-            "`{field}` is not an email address"
-        )))
+        Err(Error::invalid(format!("`{field}` is not an email address")))
     }
 }
 
-fn role(raw: &str) -> Result<String, Problem> {
+fn role(raw: &str) -> Result<String, Error> {
     match raw {
         "admin" | "member" => Ok(raw.to_string()),
-        _ => Err(Problem::invalid("`role` must be `admin` or `member`")),
+        _ => Err(Error::invalid("`role` must be `admin` or `member`")),
     }
 }
 
 /// An id given in a body: non-empty, bounded, no control characters.
-pub fn id(raw: &str, field: &str) -> Result<String, Problem> {
+pub fn id(raw: &str, field: &str) -> Result<String, Error> {
     if raw.is_empty() || raw.len() > ID_MAX || raw.chars().any(char::is_control) {
-        return Err(Problem::invalid(format!("`{field}` is not a valid id")));
+        return Err(Error::invalid(format!("`{field}` is not a valid id")));
     }
     Ok(raw.to_string())
 }

@@ -17,7 +17,8 @@ use super::{
     TokenPlan,
 };
 use crate::canonical::validate::{DESCRIPTION_MAX, NAME_MAX};
-use crate::canonical::{ErrorCode, Operation};
+use crate::canonical::Operation;
+use crate::error::ErrorCode;
 
 struct Ctx<'a> {
     path: &'a Path,

@@ -8,7 +8,8 @@
 use serde_json::Value;
 
 use super::expr::Expr;
-use crate::canonical::{ErrorCode, Operation};
+use crate::canonical::Operation;
+use crate::error::ErrorCode;
 
 /// Where a vendor's error details are.
 #[derive(Debug, Clone, Default)]

@@ -17,6 +17,8 @@ pub mod errors;
 pub mod expr;
 pub mod fields;
 mod file;
+pub mod registry;
+pub mod service;
 pub mod template;
 
 use std::collections::BTreeMap;

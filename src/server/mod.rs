@@ -1,30 +1,33 @@
 //! The HTTP server: accepts connections (HTTP/1.1 and h2c) and runs each request through the
-//! tower stack built in [`stack`], until shutdown.
+//! request path composed in [`stack`], until shutdown. One file per stage of that path.
 
-pub mod dispatch;
-pub mod gateway;
+mod admin;
+mod body;
+mod measure;
+pub mod problem;
+pub mod request_id;
+mod respond;
+pub mod router;
 pub mod stack;
+mod trace;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::config::ServerLimits;
-use gateway::Gateway;
+pub use respond::Body;
+pub use stack::HttpService;
 
-/// Serves `gateway` on `listener` until `shutdown` completes, then lets open connections
-/// finish their current request.
+/// Serves the request path on `listener` until `shutdown` completes, then lets open
+/// connections finish their current request.
 pub async fn serve(
     listener: TcpListener,
-    gateway: Arc<Gateway>,
-    limits: ServerLimits,
+    service: HttpService,
     shutdown: impl Future<Output = ()>,
 ) {
-    let service = stack::build(gateway, &limits);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);

@@ -1,4 +1,14 @@
-//! The tower stack, composed in exactly one place. Order: top = first to see the request.
+//! The request path, composed in exactly one place. It reads top to bottom like a request's
+//! journey; each stage is a tower `Layer` in its own file:
+//!
+//! ```text
+//! request id → problem edge → trace span → metrics → load shed → concurrency limit
+//!   → request timeout → body (limit, JSON) → canonical router → read cache → mapping engine
+//!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
+//! ```
+//!
+//! Below the problem edge every stage answers `Result<_, Error>`; the edge turns an error into
+//! its problem+json answer, so hyper only ever sees a response.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -6,56 +16,70 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower::{BoxError, ServiceBuilder};
 
-use super::gateway::{problem_response, request_id, Body, Gateway, RequestId, REQUEST_ID_HEADER};
-use crate::canonical::{ErrorCode, Problem};
+use super::body::BodyLayer;
+use super::measure::MetricsLayer;
+use super::problem::ProblemLayer;
+use super::request_id::RequestIdLayer;
+use super::respond::Body;
+use super::router::RouterLayer;
+use super::trace::TraceLayer;
+use crate::cache::{CacheLayer, ReadCache};
 use crate::config::ServerLimits;
+use crate::error::{Error, ErrorCode, Origin};
+use crate::mapping::registry::Backends;
+use crate::mapping::service::Engine;
+use crate::metrics::Metrics;
 
-/// Infallible: every failure of the stack has become a problem response.
+/// The whole request path; infallible, every failure has become a problem answer.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-pub fn build(gateway: Arc<Gateway>, limits: &ServerLimits) -> HttpService {
-    let gateway_service = tower::service_fn(move |req: Request<Incoming>| {
-        let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(gateway.handle(req).await) }
-    });
+pub fn build(
+    backends: Arc<Backends>,
+    cache: Arc<ReadCache>,
+    metrics: Arc<Metrics>,
+    limits: &ServerLimits,
+) -> HttpService {
     let stack = ServiceBuilder::new()
+        .layer(RequestIdLayer)
+        .layer(ProblemLayer)
+        .layer(TraceLayer)
+        .layer(MetricsLayer::new(metrics.clone()))
+        .map_err(shed_or_timed_out)
         // Refuse at once rather than queue without bound when every slot is busy.
         .load_shed()
         // Clones share one semaphore, so this bounds the whole process.
         .concurrency_limit(limits.concurrency_limit)
         // A whole canonical request, all its upstream steps included.
         .timeout(limits.request_timeout)
-        .service(gateway_service);
-    // Outermost: the errors of the layers above become problem responses, so hyper only
-    // ever sees a response.
-    // It also gives the request its id first, so that even a shed or timed-out request
-    // answers with one.
-    BoxCloneSyncService::new(tower::service_fn(move |mut req: Request<Incoming>| {
-        let stack = stack.clone();
-        let id = request_id(&req);
-        req.extensions_mut().insert(RequestId(id.clone()));
-        async move { Ok::<_, Infallible>(to_problem(stack.oneshot(req).await, &id)) }
-    }))
+        .layer(BodyLayer::new(limits.max_body_bytes))
+        .layer(RouterLayer::new(backends.clone(), metrics))
+        // Reads answered from memory never reach the mapping engine.
+        .layer(CacheLayer::new(cache))
+        .service(Engine::new(backends));
+    BoxCloneSyncService::new(stack)
 }
 
-fn to_problem(result: Result<Response<Body>, BoxError>, request_id: &str) -> Response<Body> {
-    let problem = match result {
-        Ok(response) => return response,
-        Err(e) if e.is::<tower::load_shed::error::Overloaded>() => Problem::new(
+/// The errors of tower's shed, limit and timeout layers, and ours passed through them.
+fn shed_or_timed_out(error: BoxError) -> Error {
+    let error = match error.downcast::<Error>() {
+        Ok(ours) => return *ours,
+        Err(other) => other,
+    };
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        Error::new(
             ErrorCode::UpstreamUnavailable,
             "teamgate is at its concurrency limit; retry shortly",
-        ),
-        Err(e) if e.is::<tower::timeout::error::Elapsed>() => Problem::new(
+        )
+        .from_origin(Origin::Teamgate)
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        Error::new(
             ErrorCode::UpstreamTimeout,
             "the request took longer than the configured request timeout",
-        ),
-        Err(_) => Problem::internal("the request failed"),
-    };
-    let mut response = problem_response(&problem, request_id);
-    if let Ok(v) = http::HeaderValue::from_str(request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+        )
+        .from_origin(Origin::Teamgate)
+    } else {
+        Error::internal("the request failed")
     }
-    response
 }

@@ -1,8 +1,11 @@
-//! Canonical errors: the closed set of codes (DESIGN §2) and their RFC 9457 problem+json form.
+//! The crate's one error type, and the closed set of canonical codes (DESIGN §2).
 //!
-//! Every error teamgate answers, whether it found it itself or a vendor answered it, becomes a
-//! [`Problem`]. The code → status table is one exhaustive `match`, so a new code does not
-//! compile until it has a status and a title.
+//! Every failure, whether teamgate found it itself or a vendor answered it, is an [`Error`]:
+//! a canonical [`ErrorCode`], where the failure came from ([`Origin`]), whether trying again
+//! may help ([`Error::retryable`]), and what the vendor said. It becomes an RFC 9457
+//! `application/problem+json` answer in exactly one place, at the edge of the server
+//! (`server::problem`). The code → status table is one exhaustive `match`, so a new code does
+//! not compile until it has a status and a title.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -126,6 +129,48 @@ impl ErrorCode {
     }
 }
 
+/// Where a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The caller's request is wrong (bad input, unknown id, a limit of the backend).
+    Caller,
+    /// teamgate itself: its limits (load shedding, the request timeout), its configuration,
+    /// or a bug.
+    Teamgate,
+    /// The vendor answered, with an error or with an answer teamgate cannot read.
+    Vendor,
+    /// No answer came back from the vendor: connect failure, reset, timeout.
+    Network,
+}
+
+impl Origin {
+    /// The origin a code has unless the place that raises it says otherwise.
+    fn of(code: ErrorCode) -> Origin {
+        match code {
+            ErrorCode::InvalidRequest
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::NameTaken
+            | ErrorCode::Conflict
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::UnsupportedMediaType => Origin::Caller,
+            ErrorCode::RateLimited | ErrorCode::UpstreamError => Origin::Vendor,
+            ErrorCode::UpstreamUnavailable | ErrorCode::UpstreamTimeout => Origin::Network,
+            ErrorCode::UnsupportedOperation | ErrorCode::Internal => Origin::Teamgate,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Caller => "caller",
+            Origin::Teamgate => "teamgate",
+            Origin::Vendor => "vendor",
+            Origin::Network => "network",
+        }
+    }
+}
+
 /// What the vendor said, kept under `upstream` in the problem.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamDetail {
@@ -134,12 +179,19 @@ pub struct UpstreamDetail {
     pub message: Option<String>,
 }
 
-/// A canonical error (RFC 9457 problem details).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
+/// A canonical error: what failed, where, and what to tell the caller.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {detail}", code.as_str())]
+pub struct Error {
     pub code: ErrorCode,
+    pub origin: Origin,
+    /// For the caller (`detail` of the problem). Never a credential: vendor text is redacted
+    /// before it gets here.
     pub detail: String,
     pub backend: Option<String>,
+    /// The canonical operation that failed, once routing knew it (a log field and a metric
+    /// label; not part of the problem).
+    pub operation: Option<&'static str>,
     pub upstream: Option<Box<UpstreamDetail>>,
     /// Seconds, for `rate_limited`.
     pub retry_after: Option<u64>,
@@ -147,12 +199,15 @@ pub struct Problem {
     pub extra: Vec<(&'static str, Value)>,
 }
 
-impl Problem {
+impl Error {
+    /// An error with the origin its code usually has (see [`Origin`]).
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Problem {
+        Error {
             code,
+            origin: Origin::of(code),
             detail: detail.into(),
             backend: None,
+            operation: None,
             upstream: None,
             retry_after: None,
             extra: Vec::new(),
@@ -160,19 +215,60 @@ impl Problem {
     }
 
     pub fn invalid(detail: impl Into<String>) -> Self {
-        Problem::new(ErrorCode::InvalidRequest, detail)
+        Error::new(ErrorCode::InvalidRequest, detail)
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Problem::new(ErrorCode::NotFound, detail)
+        Error::new(ErrorCode::NotFound, detail)
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
-        Problem::new(ErrorCode::Internal, detail)
+        Error::new(ErrorCode::Internal, detail)
+    }
+
+    /// The same error, raised at `origin` (a 404 found in a vendor's answer is the vendor's).
+    pub fn from_origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// Whether the same request may succeed if sent again later: the vendor or the network
+    /// failed for a while, or teamgate shed it. A caller's mistake, a refusal by the vendor
+    /// and teamgate's own bugs are not.
+    pub fn retryable(&self) -> bool {
+        match self.code {
+            ErrorCode::RateLimited
+            | ErrorCode::UpstreamUnavailable
+            | ErrorCode::UpstreamTimeout => true,
+            // A vendor 5xx or a dropped connection may pass; an answer teamgate cannot read
+            // (or a vendor refusing the backend's own credential, 401/403) will not.
+            ErrorCode::UpstreamError => match self.origin {
+                Origin::Network => true,
+                _ => self.upstream.as_ref().is_some_and(|u| u.status >= 500),
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether a write that failed this way may still have happened at the vendor: it was
+    /// sent, and then no answer came back (timeout, dropped connection).
+    pub fn outcome_unknown(&self) -> bool {
+        self.origin == Origin::Network
+            && matches!(
+                self.code,
+                ErrorCode::UpstreamTimeout | ErrorCode::UpstreamError
+            )
+            || (self.origin == Origin::Teamgate && self.code == ErrorCode::UpstreamTimeout)
     }
 
     pub fn with_backend(mut self, backend: &str) -> Self {
         self.backend.get_or_insert_with(|| backend.to_string());
+        self
+    }
+
+    /// The error of this operation (kept when already set).
+    pub fn during(mut self, operation: &'static str) -> Self {
+        self.operation.get_or_insert(operation);
         self
     }
 
@@ -184,35 +280,7 @@ impl Problem {
     pub fn status(&self) -> u16 {
         self.code.status()
     }
-
-    /// The problem+json body.
-    pub fn to_json(&self, request_id: &str) -> Value {
-        let mut body = serde_json::json!({
-            "type": format!("/problems/{}", self.code.as_str()),
-            "title": self.code.title(),
-            "status": self.code.status(),
-            "code": self.code.as_str(),
-            "detail": self.detail,
-            "backend": self.backend,
-            "upstream": self.upstream,
-            "request_id": request_id,
-        });
-        if let Some(map) = body.as_object_mut() {
-            for (key, value) in &self.extra {
-                map.insert((*key).to_string(), value.clone());
-            }
-        }
-        body
-    }
 }
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.detail)
-    }
-}
-
-impl std::error::Error for Problem {}
 
 #[cfg(test)]
 mod tests {
@@ -245,19 +313,30 @@ mod tests {
     }
 
     #[test]
-    fn problem_body_has_rfc9457_members_and_the_upstream_detail() {
-        let mut p = Problem::new(ErrorCode::NameTaken, "taken").with_backend("b1");
-        p.upstream = Some(Box::new(UpstreamDetail {
-            status: 409,
+    fn origin_and_retryability_follow_the_code_unless_raised_elsewhere() {
+        let invalid = Error::invalid("bad");
+        assert_eq!(invalid.origin, Origin::Caller);
+        assert!(!invalid.retryable());
+        let mut vendor_500 = Error::new(ErrorCode::UpstreamError, "boom");
+        vendor_500.upstream = Some(Box::new(UpstreamDetail {
+            status: 500,
             code: None,
-            message: Some("Team name taken".into()),
+            message: None,
         }));
-        let body = p.to_json("rid");
-        assert_eq!(body["type"], "/problems/name_taken");
-        assert_eq!(body["status"], 409);
-        assert_eq!(body["backend"], "b1");
-        assert_eq!(body["upstream"]["message"], "Team name taken");
-        assert_eq!(body["request_id"], "rid");
+        assert!(vendor_500.retryable());
+        vendor_500.upstream.as_mut().unwrap().status = 401;
+        assert!(
+            !vendor_500.retryable(),
+            "the backend's own credential refused"
+        );
+        let reset = Error::new(ErrorCode::UpstreamError, "reset").from_origin(Origin::Network);
+        assert!(reset.retryable() && reset.outcome_unknown());
+        let unreadable = Error::new(ErrorCode::UpstreamError, "not JSON");
+        assert!(!unreadable.retryable() && !unreadable.outcome_unknown());
+        assert!(Error::new(ErrorCode::UpstreamTimeout, "slow").outcome_unknown());
+        let vendor_404 = Error::not_found("gone").from_origin(Origin::Vendor);
+        assert_eq!(vendor_404.origin, Origin::Vendor);
+        assert!(!vendor_404.retryable());
     }
 
     #[test]

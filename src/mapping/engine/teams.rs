@@ -1,0 +1,103 @@
+//! Teams: the canonical team read out of a vendor answer (or out of the follow-up read a
+//! create or update declares), hidden (soft-deleted) teams, and the merge of a PATCH into
+//! the current team for read-modify-write updates.
+
+use serde_json::{json, Map, Value};
+
+use super::{bad_answer, Backend, Ctx, TEAM_FIELDS};
+use crate::canonical::{CanonicalRequest, Operation};
+use crate::error::{Error, Origin};
+use crate::mapping::OperationPlan;
+
+impl Backend {
+    /// The answer of a create or update: the follow-up operation's team, or the team in the
+    /// vendor's own answer.
+    pub(super) async fn team_result(
+        &self,
+        plan: &OperationPlan,
+        ctx: &Ctx,
+        caller: Operation,
+    ) -> Result<Value, Error> {
+        match (plan.then, &plan.id) {
+            (Some(Operation::GetTeam), Some(id_expr)) => {
+                let id = id_expr
+                    .eval(ctx)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| match v {
+                        Value::String(s) => Some(s),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .ok_or_else(|| bad_answer("the answer has no team id"))?;
+                let mut get = CanonicalRequest::new(Operation::GetTeam);
+                get.team_id = Some(id);
+                let get_plan = self.plan(Operation::GetTeam)?;
+                let mut get_ctx = self.context(&get);
+                self.run_steps(get_plan, &mut get_ctx, caller).await?;
+                self.team_from(get_plan, &get_ctx)
+            }
+            _ => self.team_from(plan, ctx),
+        }
+    }
+
+    pub(super) fn team_from(&self, plan: &OperationPlan, ctx: &Ctx) -> Result<Value, Error> {
+        let object = plan
+            .team
+            .as_ref()
+            .and_then(|e| e.eval(ctx).ok().flatten())
+            .filter(Value::is_object)
+            .ok_or_else(|| bad_answer("the answer has no team object"))?;
+        if self.is_hidden(&object) {
+            return Err(Error::not_found("the team does not exist (it was deleted)")
+                .from_origin(Origin::Vendor));
+        }
+        Ok(self.read_team(object))
+    }
+
+    pub(super) fn read_team(&self, object: Value) -> Value {
+        let member_map = Some(&self.mapping.member);
+        let mut team = self.mapping.team.read(object, TEAM_FIELDS, member_map);
+        if team["member_count"].is_null() {
+            if let Some(members) = team.get("members").and_then(Value::as_array) {
+                team["member_count"] = json!(members.len());
+            }
+        }
+        if let Some(members) = team.get_mut("members").and_then(Value::as_array_mut) {
+            for m in members {
+                if m["role"].is_null() {
+                    m["role"] = json!("member");
+                }
+            }
+        }
+        if let Some(map) = team.as_object_mut() {
+            let vendor = map.remove("vendor").unwrap_or(Value::Null);
+            map.insert("backend".into(), Value::String(self.name.clone()));
+            map.insert("vendor".into(), vendor);
+        }
+        team
+    }
+
+    pub(super) fn is_hidden(&self, team: &Value) -> bool {
+        self.mapping
+            .team_hidden_if
+            .as_ref()
+            .and_then(|e| e.eval(team).ok().flatten())
+            .is_some_and(|v| v != Value::Bool(false))
+    }
+}
+
+/// The input merged into the current team (JSON merge patch: `null` removes).
+pub(super) fn merge(current: &Value, input: &Map<String, Value>) -> Value {
+    let mut merged = current.clone();
+    if let Some(map) = merged.as_object_mut() {
+        for (key, value) in input {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                map.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    merged
+}
