@@ -249,3 +249,87 @@ async fn a_token_is_renewed_shortly_before_it_expires() {
     );
     assert_eq!(vendor.calls.load(Ordering::SeqCst), 3);
 }
+
+/// Tokens are kept per credential slot: while one tenant's token endpoint hangs, another
+/// tenant (a different forwarded credential) gets its token and its answer. With one lock
+/// over every slot, the second tenant would wait for the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_slow_token_refresh_never_blocks_another_tenant() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use teamgate::call::Secret;
+    use teamgate::upstream::{Upstream, UpstreamRequest, UpstreamResponse};
+
+    let release = Arc::new(tokio::sync::Notify::new());
+    let token_fetches = Arc::new(AtomicUsize::new(0));
+    let (gate, fetches) = (release.clone(), token_fetches.clone());
+    let upstream = Upstream::new(tower::service_fn(move |request: UpstreamRequest| {
+        let (gate, fetches) = (gate.clone(), fetches.clone());
+        async move {
+            let body = if request.url.contains("/oauth/access-token") {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                let tenant = request.headers["x-refresh-token"].to_str().unwrap();
+                if tenant == "slow-tenant" {
+                    gate.notified().await;
+                }
+                json!({ "data": { "access_token": format!("token-of-{tenant}"), "issued_at": 1000, "expires_at": 4600 } })
+            } else {
+                json!({ "data": [] })
+            };
+            Ok(UpstreamResponse {
+                status: 200,
+                headers: Default::default(),
+                body: body.to_string().into(),
+            })
+        }
+    }));
+    let mapping =
+        teamgate::mapping::Mapping::load(&support::repo_root().join("mappings/squadcast.toml"))
+            .unwrap();
+    let backend = Arc::new(teamgate::mapping::engine::Backend::new(
+        "s".into(),
+        Arc::new(mapping),
+        "http://vendor.invalid",
+        Secret::new("configured".into()),
+        Default::default(),
+        upstream,
+        Arc::new(teamgate::metrics::Metrics::new()),
+    ));
+    let mut list =
+        teamgate::canonical::CanonicalRequest::new(teamgate::canonical::Operation::ListTeams);
+    list.page = Some(teamgate::canonical::PageRequest {
+        limit: 10,
+        offset: 0,
+    });
+    let slow = {
+        let (backend, list) = (backend.clone(), list.clone());
+        tokio::spawn(async move {
+            backend
+                .execute_as(&list, Secret::new("slow-tenant".into()))
+                .await
+        })
+    };
+    // The slow tenant is inside its token fetch before the other one starts.
+    for _ in 0..200 {
+        if token_fetches.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(token_fetches.load(Ordering::SeqCst), 1);
+    let fast = tokio::time::timeout(
+        Duration::from_secs(5),
+        backend.execute_as(&list, Secret::new("fast-tenant".into())),
+    )
+    .await
+    .expect("the other tenant is not blocked by the slow refresh");
+    assert_eq!(fast.unwrap().status, 200);
+    assert!(!slow.is_finished(), "the slow tenant is still waiting");
+    release.notify_one();
+    let slow = tokio::time::timeout(Duration::from_secs(5), slow)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(slow.unwrap().status, 200);
+    assert_eq!(token_fetches.load(Ordering::SeqCst), 2);
+}
