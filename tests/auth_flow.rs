@@ -201,31 +201,16 @@ async fn a_token_is_renewed_shortly_before_it_expires() {
                 self.calls.fetch_add(1, Ordering::SeqCst);
                 json!({ "data": [] })
             };
-            UpstreamResponse {
-                status: 200,
-                headers: Default::default(),
-                body: body.to_string().into(),
-            }
+            json_answer(body)
         }
     }
-    let mapping =
-        teamgate::mapping::Mapping::load(&support::repo_root().join("mappings/squadcast.toml"))
-            .unwrap();
     let vendor = Arc::new(Vendor::default());
     let answering = vendor.clone();
     let upstream = Upstream::new(tower::service_fn(move |request| {
         let answer = answering.answer(request);
         async move { Ok(answer) }
     }));
-    let backend = teamgate::mapping::engine::Backend::new(
-        "s".into(),
-        Arc::new(mapping),
-        "http://vendor.invalid",
-        teamgate::call::Secret::new("refresh".into()),
-        Default::default(),
-        upstream,
-        Arc::new(teamgate::metrics::Metrics::new()),
-    );
+    let backend = squadcast_backend("refresh", upstream);
     let mut list =
         teamgate::canonical::CanonicalRequest::new(teamgate::canonical::Operation::ListTeams);
     list.page = Some(teamgate::canonical::PageRequest {
@@ -258,7 +243,7 @@ async fn one_tenants_slow_token_refresh_never_blocks_another_tenant() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
     use teamgate::call::Secret;
-    use teamgate::upstream::{Upstream, UpstreamRequest, UpstreamResponse};
+    use teamgate::upstream::{Upstream, UpstreamRequest};
 
     let release = Arc::new(tokio::sync::Notify::new());
     let token_fetches = Arc::new(AtomicUsize::new(0));
@@ -276,25 +261,10 @@ async fn one_tenants_slow_token_refresh_never_blocks_another_tenant() {
             } else {
                 json!({ "data": [] })
             };
-            Ok(UpstreamResponse {
-                status: 200,
-                headers: Default::default(),
-                body: body.to_string().into(),
-            })
+            Ok(json_answer(body))
         }
     }));
-    let mapping =
-        teamgate::mapping::Mapping::load(&support::repo_root().join("mappings/squadcast.toml"))
-            .unwrap();
-    let backend = Arc::new(teamgate::mapping::engine::Backend::new(
-        "s".into(),
-        Arc::new(mapping),
-        "http://vendor.invalid",
-        Secret::new("configured".into()),
-        Default::default(),
-        upstream,
-        Arc::new(teamgate::metrics::Metrics::new()),
-    ));
+    let backend = Arc::new(squadcast_backend("configured", upstream));
     let mut list =
         teamgate::canonical::CanonicalRequest::new(teamgate::canonical::Operation::ListTeams);
     list.page = Some(teamgate::canonical::PageRequest {
@@ -332,4 +302,32 @@ async fn one_tenants_slow_token_refresh_never_blocks_another_tenant() {
         .unwrap();
     assert_eq!(slow.unwrap().status, 200);
     assert_eq!(token_fetches.load(Ordering::SeqCst), 2);
+}
+
+/// A 200 answer with a JSON body, from a scripted vendor.
+fn json_answer(body: serde_json::Value) -> teamgate::upstream::UpstreamResponse {
+    teamgate::upstream::UpstreamResponse {
+        status: 200,
+        headers: Default::default(),
+        body: body.to_string().into(),
+    }
+}
+
+/// The Squadcast mapping on a scripted vendor, with `credential` as its refresh token.
+fn squadcast_backend(
+    credential: &str,
+    upstream: teamgate::upstream::Upstream,
+) -> teamgate::mapping::engine::Backend {
+    let mapping =
+        teamgate::mapping::Mapping::load(&support::repo_root().join("mappings/squadcast.toml"))
+            .unwrap();
+    teamgate::mapping::engine::Backend::new(
+        "s".into(),
+        Arc::new(mapping),
+        "http://vendor.invalid",
+        teamgate::call::Secret::new(credential.into()),
+        Default::default(),
+        upstream,
+        Arc::new(teamgate::metrics::Metrics::new()),
+    )
 }
