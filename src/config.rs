@@ -47,6 +47,8 @@ struct RawServer {
     max_body_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     concurrency_limit: Option<usize>,
+    drain_grace_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +81,11 @@ pub struct ServerLimits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub concurrency_limit: usize,
+    /// On SIGTERM: how long `/readyz` answers 503 while new requests are still served, so
+    /// load balancers notice before the listener closes.
+    pub drain_grace: Duration,
+    /// After the listener closes: how long in-flight requests may take to finish.
+    pub shutdown_timeout: Duration,
 }
 
 /// Where a backend's vendor is.
@@ -119,6 +126,27 @@ pub struct Config {
 pub struct Checked {
     pub config: Config,
     pub mappings: BTreeMap<String, Arc<Mapping>>,
+    /// A digest of the config text and every mapping text: what `/readyz` and
+    /// `teamgate_config_info` name as the configuration in service.
+    pub hash: String,
+    /// A digest of each backend's mapping text, to tell which backends a reload changes.
+    pub mapping_digests: BTreeMap<String, String>,
+}
+
+/// The first 16 hex digits of the SHA-256 of `parts`, each length-prefixed.
+fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        context.update(&(part.len() as u64).to_le_bytes());
+        context.update(part.as_bytes());
+    }
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Loads the config and every mapping; all problems or the checked whole. `simulators` are
@@ -297,20 +325,42 @@ pub fn check_source(
             .concurrency_limit
             .unwrap_or(1024)
             .clamp(1, 1 << 20),
+        drain_grace: Duration::from_millis(raw.server.drain_grace_ms.unwrap_or(5_000).min(600_000)),
+        shutdown_timeout: Duration::from_millis(
+            raw.server
+                .shutdown_timeout_ms
+                .unwrap_or(30_000)
+                .clamp(1, 3_600_000),
+        ),
     };
     // Every mapping file once, however many backends share it.
     let mut mappings = BTreeMap::new();
-    let mut loaded: BTreeMap<PathBuf, Arc<Mapping>> = BTreeMap::new();
+    let mut mapping_digests = BTreeMap::new();
+    let mut loaded: BTreeMap<PathBuf, (Arc<Mapping>, String)> = BTreeMap::new();
     for backend in &backends {
-        if let Some(m) = loaded.get(&backend.mapping_path) {
+        if let Some((m, d)) = loaded.get(&backend.mapping_path) {
             mappings.insert(backend.name.clone(), m.clone());
+            mapping_digests.insert(backend.name.clone(), d.clone());
             continue;
         }
-        match Mapping::load(&backend.mapping_path) {
+        let text = match std::fs::read_to_string(&backend.mapping_path) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(CheckError {
+                    file: backend.mapping_path.clone(),
+                    line: 0,
+                    reason: format!("cannot read the mapping file: {e}"),
+                });
+                continue;
+            }
+        };
+        match Mapping::parse(&backend.mapping_path, &text) {
             Ok(m) => {
                 let m = Arc::new(m);
-                loaded.insert(backend.mapping_path.clone(), m.clone());
+                let d = digest([text.as_str()]);
+                loaded.insert(backend.mapping_path.clone(), (m.clone(), d.clone()));
                 mappings.insert(backend.name.clone(), m);
+                mapping_digests.insert(backend.name.clone(), d);
             }
             Err(mut e) => errors.append(&mut e),
         }
@@ -318,7 +368,10 @@ pub fn check_source(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let hash = digest(std::iter::once(source).chain(mapping_digests.values().map(String::as_str)));
     Ok(Checked {
+        hash,
+        mapping_digests,
         config: Config {
             path: path.to_path_buf(),
             listen,

@@ -15,6 +15,7 @@
 //! - [`cache`]: the read cache stage (canonical keys, invalidation by writes, single flight).
 //! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
 //! - [`server`]: the HTTP server and the request path, composed in `server/stack.rs`.
+//! - [`health`]: alive, ready, draining, and the hash of the configuration in service.
 //! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
 //!   simulators live in their own crate of the workspace, `sim/`; this library never
 //!   imports them).
@@ -28,6 +29,7 @@ pub mod canonical;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod health;
 pub mod mapping;
 pub mod metrics;
 pub mod server;
@@ -54,6 +56,7 @@ pub struct App {
     pub backends: Arc<Backends>,
     pub metrics: Arc<Metrics>,
     pub cache: Arc<cache::ReadCache>,
+    pub health: Arc<health::Health>,
     /// Embedded vendors by backend name; they stop when the app is dropped.
     pub embedded: BTreeMap<String, EmbeddedVendor>,
     limits: config::ServerLimits,
@@ -115,6 +118,11 @@ impl App {
                     backend: Arc::new(engine),
                     policy: backend.cache,
                     forward_credential: backend.forward_credential,
+                    mapping_digest: checked
+                        .mapping_digests
+                        .get(&backend.name)
+                        .cloned()
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -127,7 +135,9 @@ impl App {
             .unwrap_or_default();
         let cache =
             cache::ReadCache::new(&checked.config.cache, max_entry_life, metrics.registry());
+        metrics.config_in_service(&checked.hash);
         Ok(App {
+            health: Arc::new(health::Health::new(checked.hash.clone())),
             backends: Arc::new(Backends::new(
                 served,
                 checked.config.default_backend.clone(),
@@ -146,6 +156,9 @@ impl App {
     pub fn reloader(&self, config_path: std::path::PathBuf) -> Reloader {
         Reloader {
             backends: self.backends.clone(),
+            cache: self.cache.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
             config_path,
             embedded_kinds: self.embedded_kinds.clone(),
         }
@@ -157,9 +170,15 @@ impl App {
             self.backends.clone(),
             self.cache.clone(),
             self.metrics.clone(),
+            self.health.clone(),
             &self.limits,
         );
-        server::serve(listener, service, shutdown).await;
+        let drain = server::Drain {
+            health: &self.health,
+            drain_grace: self.limits.drain_grace,
+            shutdown_timeout: self.limits.shutdown_timeout,
+        };
+        server::serve(listener, service, drain, shutdown).await;
         drop(self.embedded);
     }
 }
@@ -168,24 +187,46 @@ impl App {
 #[derive(Clone)]
 pub struct Reloader {
     backends: Arc<Backends>,
+    cache: Arc<cache::ReadCache>,
+    metrics: Arc<Metrics>,
+    health: Arc<health::Health>,
     config_path: std::path::PathBuf,
     embedded_kinds: Vec<&'static str>,
 }
 
 impl Reloader {
     /// Checks the configuration and every mapping again; on success swaps the new mappings
-    /// in and returns how many backends were reloaded, on failure keeps the old ones and
-    /// returns every problem.
+    /// in (dropping the cached answers of backends whose mapping changed) and returns how many
+    /// backends were reloaded, on failure keeps the old ones and returns every problem.
     pub fn reload(&self) -> Result<usize, Vec<mapping::CheckError>> {
-        let checked = config::check(&self.config_path, &self.embedded_kinds)?;
-        let report = self.backends.reload(&checked.mappings);
+        let checked = match config::check(&self.config_path, &self.embedded_kinds) {
+            Ok(checked) => checked,
+            Err(problems) => {
+                self.metrics.reload(false);
+                return Err(problems);
+            }
+        };
+        let report = self
+            .backends
+            .reload(&checked.mappings, &checked.mapping_digests);
+        for name in &report.changed {
+            self.cache.invalidate_backend(name);
+        }
+        self.health.set_config_hash(checked.hash.clone());
+        self.metrics.config_in_service(&checked.hash);
+        self.metrics.reload(true);
         for name in &report.kept {
             tracing::warn!(backend = %name, "Reload: the backend is gone from the config; it keeps serving until a restart");
         }
         for name in &report.ignored_new {
             tracing::warn!(backend = %name, "Reload: the backend is new; it needs a restart");
         }
-        tracing::info!(reloaded = report.reloaded.len(), "Mappings reloaded");
+        tracing::info!(
+            reloaded = report.reloaded.len(),
+            changed = report.changed.len(),
+            hash = %checked.hash,
+            "Mappings reloaded"
+        );
         Ok(report.reloaded.len())
     }
 }

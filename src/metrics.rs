@@ -4,12 +4,14 @@
 //! names, HTTP status codes, upstream outcomes — never ids, paths, messages or credentials.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub const REQUESTS_TOTAL: &str = "teamgate_requests_total";
 pub const UPSTREAM_REQUESTS_TOTAL: &str = "teamgate_upstream_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "teamgate_request_duration_seconds";
+pub const CONFIG_INFO: &str = "teamgate_config_info";
+pub const CONFIG_RELOADS_TOTAL: &str = "teamgate_config_reloads_total";
 
 /// What became of one call to a vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     upstream: IntCounterVec,
     duration: HistogramVec,
+    config_info: IntGaugeVec,
+    reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -76,10 +80,28 @@ impl Metrics {
             &["operation", "backend"],
         )
         .expect("valid metric");
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                CONFIG_INFO,
+                "The configuration in service: 1 for its hash (config and mappings).",
+            ),
+            &["hash"],
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                CONFIG_RELOADS_TOTAL,
+                "Configuration reloads, by result (ok, or failed: the old one stays).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream.clone()),
             Box::new(duration.clone()),
+            Box::new(config_info.clone()),
+            Box::new(reloads.clone()),
         ] {
             registry
                 .register(collector)
@@ -90,7 +112,27 @@ impl Metrics {
             requests,
             upstream,
             duration,
+            config_info,
+            reloads,
         }
+    }
+
+    /// The configuration with this hash is now in service (the only series of the gauge).
+    pub fn config_in_service(&self, hash: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[hash]).set(1);
+    }
+
+    /// A reload happened; `ok` false when it was refused and the old configuration stayed.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Reloads counted with this result, for tests.
+    pub fn reloads(&self, ok: bool) -> u64 {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads.with_label_values(&[result]).get()
     }
 
     /// One canonical request answered.

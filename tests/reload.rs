@@ -41,6 +41,34 @@ fn set_name_max(dir: &Path, limit: &str) {
     .unwrap();
 }
 
+/// `/readyz`: the configuration hash, and the mapping digest of backend `f`.
+async fn ready(base: &str) -> (String, String) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = client
+        .get(format!("{base}/readyz").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let hash = body["config_hash"].as_str().unwrap().to_string();
+    let digest = body["backends"]["f"]["mapping_digest"].as_str().unwrap();
+    (hash, digest.to_string())
+}
+
+async fn cache_status(base: &str, path: &str) -> String {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = client
+        .get(format!("{base}{path}").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn create(base: &str, name: &str) -> u16 {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let request = http::Request::post(format!("{base}/v1/teams"))
@@ -70,13 +98,40 @@ async fn a_reload_swaps_good_mappings_in_and_keeps_the_old_on_failure() {
     let checked = teamgate::config::check(&dir.join("config.toml"), &[]).unwrap();
     let app = teamgate::App::build(checked).await.unwrap();
     let reloader = app.reloader(dir.join("config.toml"));
+    let metrics = app.metrics.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(app.serve(listener, std::future::pending::<()>()));
 
     assert_eq!(create(&base, "eleven-char").await, 201);
+    let (first_hash, _) = ready(&base).await;
+    assert_eq!(
+        cache_status(&base, "/v1/teams?limit=5").await,
+        "teamgate; fwd=miss"
+    );
+    assert_eq!(
+        cache_status(&base, "/v1/teams?limit=5").await,
+        "teamgate; hit"
+    );
     set_name_max(&dir, "10");
     assert_eq!(reloader.reload().unwrap(), 1);
+    let (second_hash, digest) = ready(&base).await;
+    assert_ne!(
+        first_hash, second_hash,
+        "/readyz names the new configuration"
+    );
+    assert!(!digest.is_empty());
+    assert!(
+        metrics
+            .render()
+            .contains(&format!("teamgate_config_info{{hash=\"{second_hash}\"}} 1")),
+        "the gauge names the configuration in service"
+    );
+    assert_eq!(
+        cache_status(&base, "/v1/teams?limit=5").await,
+        "teamgate; fwd=miss",
+        "answers read through the old mapping are dropped"
+    );
     assert_eq!(
         create(&base, "eleven-chr2").await,
         400,
@@ -86,6 +141,13 @@ async fn a_reload_swaps_good_mappings_in_and_keeps_the_old_on_failure() {
 
     set_name_max(&dir, "\"ten\"");
     let errors = reloader.reload().expect_err("a broken mapping is refused");
+    assert_eq!(metrics.reloads(false), 1, "the failed reload is counted");
+    assert_eq!(metrics.reloads(true), 1);
+    assert_eq!(
+        ready(&base).await.0,
+        second_hash,
+        "the configuration in service did not change"
+    );
     assert!(
         errors
             .iter()

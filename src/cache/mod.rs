@@ -245,13 +245,11 @@ impl ReadCache {
             .get()
     }
 
-    fn generation(&self, scope: &str) -> u64 {
-        self.generations
-            .lock()
-            .expect("generations lock")
-            .get(scope)
-            .map(|(g, _)| *g)
-            .unwrap_or(0)
+    /// The generations of a scope and of its whole backend, under one lock.
+    fn generations(&self, scope: &str, backend_scope: &str) -> (u64, u64) {
+        let generations = self.generations.lock().expect("generations lock");
+        let of = |s: &str| generations.get(s).map(|(g, _)| *g).unwrap_or(0);
+        (of(scope), of(backend_scope))
     }
 
     /// Makes every entry of these scopes unreachable.
@@ -288,6 +286,16 @@ impl ReadCache {
             self.bump(&scopes);
         }
     }
+
+    /// Makes every entry of a backend unreachable (its mapping changed: answers read through
+    /// the old one may differ).
+    pub fn invalidate_backend(&self, backend: &str) {
+        self.bump(&[backend_scope(backend)]);
+    }
+}
+
+fn backend_scope(backend: &str) -> String {
+    format!("backend{SEPARATOR}{backend}")
 }
 
 /// Separates key parts; ids and query values cannot contain control characters.
@@ -309,7 +317,7 @@ pub(crate) fn key(
         Operation::ListUsers => format!("users{SEPARATOR}{backend}"),
         _ => return None,
     };
-    let generation = cache.generation(&scope);
+    let (generation, backend_generation) = cache.generations(&scope, &backend_scope(backend));
     let query: Vec<String> = request
         .query
         .iter()
@@ -321,7 +329,7 @@ pub(crate) fn key(
         .unwrap_or_default();
     let s = SEPARATOR;
     Some(format!(
-        "{backend}{s}{}{s}{credential:x}{s}{generation}{s}{team}{s}{}{s}{}{s}{page}",
+        "{backend}{s}{}{s}{credential:x}{s}{backend_generation}.{generation}{s}{team}{s}{}{s}{}{s}{page}",
         request.op.name(),
         request.user_id.as_deref().unwrap_or(""),
         query.join("&")

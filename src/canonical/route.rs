@@ -21,6 +21,7 @@ pub enum Route {
     Backends,
     Metrics,
     Health,
+    Ready,
 }
 
 /// Routes a request; the body is validated later, by the operation.
@@ -30,6 +31,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, 
     let (op, team_id, user_id) = match (method, segs.as_slice()) {
         (&Method::GET, ["metrics"]) => return Ok(Route::Metrics),
         (&Method::GET, ["healthz"]) => return Ok(Route::Health),
+        (&Method::GET, ["readyz"]) => return Ok(Route::Ready),
         (&Method::GET, ["v1", "backends"]) => return Ok(Route::Backends),
         (&Method::GET, ["v1", "teams"]) => (Operation::ListTeams, None, None),
         (&Method::POST, ["v1", "teams"]) => (Operation::CreateTeam, None, None),

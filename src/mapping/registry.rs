@@ -21,6 +21,8 @@ pub struct Served {
     pub policy: CachePolicy,
     /// The caller sends the vendor credential (`Teamgate-Upstream-Credential`).
     pub forward_credential: bool,
+    /// A digest of the mapping text in service, to tell what a reload changes.
+    pub mapping_digest: String,
 }
 
 /// What a reload did.
@@ -28,6 +30,8 @@ pub struct Served {
 pub struct ReloadReport {
     /// Backends now speaking through their newly loaded mapping.
     pub reloaded: Vec<String>,
+    /// Of those, the ones whose mapping text changed.
+    pub changed: Vec<String>,
     /// Backends gone from the configuration: they keep serving until a restart.
     pub kept: Vec<String>,
     /// Backends new in the configuration: they need a restart.
@@ -66,7 +70,11 @@ impl Backends {
     /// Swaps in newly loaded mappings for the configured backends. Other configuration
     /// (addresses, credentials, backends added or removed) needs a restart: those changes are
     /// reported and otherwise ignored.
-    pub fn reload(&self, mappings: &BTreeMap<String, Arc<Mapping>>) -> ReloadReport {
+    pub fn reload(
+        &self,
+        mappings: &BTreeMap<String, Arc<Mapping>>,
+        digests: &BTreeMap<String, String>,
+    ) -> ReloadReport {
         let current = self.by_name.load();
         let mut next = BTreeMap::new();
         let mut report = ReloadReport::default();
@@ -75,6 +83,11 @@ impl Backends {
             match mappings.get(name) {
                 Some(mapping) => {
                     served.backend = Arc::new(served.backend.with_mapping(mapping.clone()));
+                    let digest = digests.get(name).cloned().unwrap_or_default();
+                    if digest != served.mapping_digest {
+                        report.changed.push(name.clone());
+                        served.mapping_digest = digest;
+                    }
                     report.reloaded.push(name.clone());
                 }
                 None => report.kept.push(name.clone()),

@@ -1,15 +1,45 @@
-//! The answers outside the canonical operations: `/healthz`, `/metrics` and
-//! `GET /v1/backends` (what each backend is and can do, read from its mapping).
+//! The answers outside the canonical operations: `/healthz` (alive), `/readyz` (ready for
+//! traffic), `/metrics` and `GET /v1/backends` (what each backend is and can do, read from
+//! its mapping). None of them is cached.
 
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::respond::{self, Body};
+use crate::health::Health;
 use crate::mapping::registry::Backends;
 use crate::metrics::Metrics;
 
 pub fn health() -> Response<Body> {
     respond::json(200, &json!({ "status": "ok" }))
+}
+
+/// 200 while the process takes traffic, 503 once it drains; names the configuration in
+/// service and each backend with the digest of its mapping.
+pub fn ready(health: &Health, backends: &Backends) -> Response<Body> {
+    let draining = health.is_draining();
+    let snapshot = backends.snapshot();
+    let described: serde_json::Map<String, Value> = snapshot
+        .iter()
+        .map(|(name, served)| {
+            let state = if draining { "draining" } else { "ready" };
+            let about = json!({ "state": state, "mapping_digest": served.mapping_digest });
+            (name.clone(), about)
+        })
+        .collect();
+    let (status, word) = if draining {
+        (503, "draining")
+    } else {
+        (200, "ready")
+    };
+    respond::json(
+        status,
+        &json!({
+            "status": word,
+            "config_hash": health.config_hash().as_str(),
+            "backends": described,
+        }),
+    )
 }
 
 pub fn metrics(metrics: &Metrics) -> Response<Body> {

@@ -22,6 +22,7 @@ use crate::canonical::route::{route, Route};
 use crate::canonical::validate::{self, TeamWrite};
 use crate::canonical::Operation;
 use crate::error::{Error, ErrorCode};
+use crate::health::Health;
 use crate::mapping::registry::{Backends, Served};
 use crate::metrics::Metrics;
 
@@ -33,11 +34,16 @@ pub const CREDENTIAL_HEADER: &str = "teamgate-upstream-credential";
 pub struct RouterLayer {
     backends: Arc<Backends>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
 impl RouterLayer {
-    pub fn new(backends: Arc<Backends>, metrics: Arc<Metrics>) -> RouterLayer {
-        RouterLayer { backends, metrics }
+    pub fn new(backends: Arc<Backends>, metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
+        RouterLayer {
+            backends,
+            metrics,
+            health,
+        }
     }
 }
 
@@ -49,6 +55,7 @@ impl<S> Layer<S> for RouterLayer {
             inner,
             backends: self.backends.clone(),
             metrics: self.metrics.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -58,6 +65,7 @@ pub struct RouterService<S> {
     inner: S,
     backends: Arc<Backends>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
 impl<S> Service<Request<Bytes>> for RouterService<S>
@@ -98,6 +106,10 @@ impl<S> RouterService<S> {
         let mut request = match route(req.method(), req.uri().path(), req.uri().query())? {
             Route::Operation(request) => request,
             Route::Health => return Ok(answered(admin::health(), "health")),
+            Route::Ready => {
+                let response = admin::ready(&self.health, &self.backends);
+                return Ok(answered(response, "ready"));
+            }
             Route::Metrics => return Ok(answered(admin::metrics(&self.metrics), "metrics")),
             Route::Backends => {
                 return Ok(answered(admin::backends(&self.backends), "list_backends"))

@@ -28,6 +28,7 @@ use super::trace::TraceLayer;
 use crate::cache::{CacheLayer, ReadCache};
 use crate::config::ServerLimits;
 use crate::error::{Error, ErrorCode, Origin};
+use crate::health::Health;
 use crate::mapping::registry::Backends;
 use crate::mapping::service::Engine;
 use crate::metrics::Metrics;
@@ -39,6 +40,7 @@ pub fn build(
     backends: Arc<Backends>,
     cache: Arc<ReadCache>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     limits: &ServerLimits,
 ) -> HttpService {
     let stack = ServiceBuilder::new()
@@ -54,7 +56,7 @@ pub fn build(
         // A whole canonical request, all its upstream steps included.
         .timeout(limits.request_timeout)
         .layer(BodyLayer::new(limits.max_body_bytes))
-        .layer(RouterLayer::new(backends.clone(), metrics))
+        .layer(RouterLayer::new(backends.clone(), metrics, health))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
         .service(Engine::new(backends));
