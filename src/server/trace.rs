@@ -51,7 +51,7 @@ where
             .unwrap_or_default();
         let span = tracing::info_span!(
             "request",
-            request_id,
+            request_id = %request_id,
             method = %req.method(),
             operation = tracing::field::Empty,
             backend = tracing::field::Empty,
