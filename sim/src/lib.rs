@@ -18,6 +18,7 @@ pub mod opsgenie;
 pub mod people;
 pub mod squadcast;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -245,12 +246,14 @@ pub enum Fault {
 
 struct Shared {
     vendor: Mutex<Box<dyn Vendor>>,
-    log: Mutex<Vec<LoggedRequest>>,
+    log: Mutex<VecDeque<LoggedRequest>>,
     fault: Mutex<Option<Fault>>,
 }
 
-/// Log entries kept at most; older ones are dropped so a long benchmark cannot grow without bound.
-const LOG_CAPACITY: usize = 100_000;
+/// Log entries kept at most; older ones are dropped so a long benchmark or a demo under load
+/// cannot grow without bound (an entry is about 1 KB: this bounds a simulator's log near
+/// 10 MB). Tests read a few hundred at most.
+const LOG_CAPACITY: usize = 10_000;
 
 /// A running simulator. Dropping the handle stops its server.
 pub struct SimHandle {
@@ -271,7 +274,13 @@ impl SimHandle {
 
     /// Every request received since start or the last [`SimHandle::clear_log`], oldest first.
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.shared.log.lock().expect("log lock").clone()
+        self.shared
+            .log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn request_count(&self) -> usize {
@@ -314,7 +323,7 @@ pub fn spawn(vendor: Box<dyn Vendor>, listener: TcpListener) -> std::io::Result<
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         vendor: Mutex::new(vendor),
-        log: Mutex::new(Vec::new()),
+        log: Mutex::new(VecDeque::new()),
         fault: Mutex::new(None),
     });
     let (stop_tx, mut stop_rx) = watch::channel(());
@@ -433,9 +442,9 @@ fn log_request(shared: &Shared, req: &SimRequest) {
     };
     let mut log = shared.log.lock().expect("log lock");
     if log.len() >= LOG_CAPACITY {
-        log.remove(0);
+        log.pop_front();
     }
-    log.push(entry);
+    log.push_back(entry);
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
