@@ -14,6 +14,7 @@
 //!   configured backends.
 //! - [`cache`]: the read cache stage (canonical keys, invalidation by writes, single flight).
 //! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
+//! - [`openapi`]: the OpenAPI 3.1 description of the canonical API (`GET /openapi.json`).
 //! - [`server`]: the HTTP server and the request path, composed in `server/stack.rs`.
 //! - [`health`]: alive, ready, draining, and the hash of the configuration in service.
 //! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
@@ -32,6 +33,7 @@ pub mod error;
 pub mod health;
 pub mod mapping;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod upstream;
 

@@ -22,6 +22,7 @@ pub enum Route {
     Metrics,
     Health,
     Ready,
+    OpenApi,
 }
 
 /// Routes a request; the body is validated later, by the operation.
@@ -32,6 +33,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, 
         (&Method::GET, ["metrics"]) => return Ok(Route::Metrics),
         (&Method::GET, ["healthz"]) => return Ok(Route::Health),
         (&Method::GET, ["readyz"]) => return Ok(Route::Ready),
+        (&Method::GET, ["openapi.json"]) => return Ok(Route::OpenApi),
         (&Method::GET, ["v1", "backends"]) => return Ok(Route::Backends),
         (&Method::GET, ["v1", "teams"]) => (Operation::ListTeams, None, None),
         (&Method::POST, ["v1", "teams"]) => (Operation::CreateTeam, None, None),

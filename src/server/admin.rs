@@ -1,5 +1,5 @@
 //! The answers outside the canonical operations: `/healthz` (alive), `/readyz` (ready for
-//! traffic), `/metrics` and `GET /v1/backends` (what each backend is and can do, read from
+//! traffic), `/metrics`, `/openapi.json` and `GET /v1/backends` (what each backend is and can do, read from
 //! its mapping). None of them is cached.
 
 use http::{Response, StatusCode};
@@ -40,6 +40,11 @@ pub fn ready(health: &Health, backends: &Backends) -> Response<Body> {
             "backends": described,
         }),
     )
+}
+
+/// `GET /openapi.json`: the canonical API described (see [`crate::openapi`]).
+pub fn openapi() -> Response<Body> {
+    respond::json(200, crate::openapi::document())
 }
 
 pub fn metrics(metrics: &Metrics) -> Response<Body> {

@@ -106,6 +106,7 @@ impl<S> RouterService<S> {
         let mut request = match route(req.method(), req.uri().path(), req.uri().query())? {
             Route::Operation(request) => request,
             Route::Health => return Ok(answered(admin::health(), "health")),
+            Route::OpenApi => return Ok(answered(admin::openapi(), "openapi")),
             Route::Ready => {
                 let response = admin::ready(&self.health, &self.backends);
                 return Ok(answered(response, "ready"));
