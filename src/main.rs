@@ -1,5 +1,6 @@
 //! The `teamgate` binary: parses the command line and calls the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,8 +15,25 @@ use tracing_subscriber::EnvFilter;
     about = "One canonical Team API in front of many vendor team APIs"
 )]
 struct Cli {
+    /// Log format: `json` (one JSON object a line), `human`, or `auto`: human on a terminal,
+    /// JSON otherwise (a file, a pipe, a container log).
+    #[arg(
+        long,
+        global = true,
+        env = "TEAMGATE_LOG_FORMAT",
+        default_value = "auto",
+        value_enum
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Json,
+    Human,
 }
 
 #[derive(Subcommand)]
@@ -72,13 +90,8 @@ impl EmbeddedVendors for Simulators {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("TEAMGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let command = cli.command.unwrap_or(Command::Serve {
         config: PathBuf::from("config.toml"),
         listen: None,
@@ -113,6 +126,32 @@ fn main() -> ExitCode {
             listen,
             credential,
         } => runtime().block_on(sim(vendor, listen, credential)),
+    }
+}
+
+/// Logs go to stderr. The level comes from `TEAMGATE_LOG`, else `RUST_LOG`, else `info`.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("TEAMGATE_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Human => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        // One object a line: the event's fields at the top, the request span's fields
+        // (request id, trace id, operation, backend) under `span`.
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 

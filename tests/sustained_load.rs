@@ -1,5 +1,6 @@
 //! Sustained load through the real binary: 20,000 requests and more over 64 keep-alive
-//! connections at once, with the default log format captured from stderr.
+//! connections at once, with the default log format captured from stderr (JSON, since stderr
+//! is a pipe: every line must be one JSON object).
 //!
 //! A one-request test cannot see what grows with traffic. A tracing span guard once held
 //! across an `.await` made each request's span a child of the requests before it on the same
@@ -15,7 +16,7 @@
 //! library crate, so that a restructuring of the library cannot make these tests pass
 //! vacuously. The vendor simulators run as processes of their own (`teamgate sim`) so that
 //! the resident memory measured is the proxy's alone: a simulator keeps a log of the last
-//! 100,000 requests it received (for the tests that read it), about 0.9 KB a request, which
+//! 10,000 requests it received (for the tests that read it), about 0.9 KB a request, which
 //! an embedded simulator would add to the proxy's figure.
 
 use std::collections::HashSet;
@@ -370,6 +371,12 @@ impl Report {
             "a log line of {} bytes (limit {MAX_LOG_LINE}); it begins: {}",
             self.log.max_len,
             self.log.longest
+        );
+        assert_eq!(
+            self.log.not_json,
+            0,
+            "log lines that are not one JSON object (stderr is a pipe: JSON by default); the first: {}",
+            self.log.first_not_json.as_deref().unwrap_or("")
         );
         assert_eq!(
             self.log.answered_without_one_id,
@@ -782,6 +789,9 @@ struct LogStats {
     answered: u64,
     answered_without_one_id: u64,
     bad_answered: Option<String>,
+    /// Lines that are not one JSON object (the default format when stderr is not a terminal).
+    not_json: u64,
+    first_not_json: Option<String>,
     /// Distinct ids of load requests in `Request answered` lines.
     load_ids: HashSet<String>,
     load_ids_repeated: u64,
@@ -811,6 +821,12 @@ fn read_log(stderr: ChildStderr, alarm: &AtomicBool) -> LogStats {
         }
         if len >= MAX_LOG_LINE {
             alarm.store(true, Ordering::SeqCst);
+        }
+        if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).is_err() {
+            stats.not_json += 1;
+            if stats.first_not_json.is_none() {
+                stats.first_not_json = Some(line.chars().take(400).collect());
+            }
         }
         if line.contains("Request answered") {
             stats.answered += 1;
@@ -853,15 +869,18 @@ fn strip_ansi(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Every `request_id=` value in a line, in order.
+/// Every request id in a line, in order: `"request_id":"…"` in JSON lines, `request_id=…` in
+/// human ones. A span that chained into another request's would show two (or a wrong one).
 fn request_ids(line: &str) -> Vec<&str> {
-    line.match_indices("request_id=")
-        .map(|(at, key)| {
-            let value = &line[at + key.len()..];
-            let end = value.find([' ', '}', ',', ':']).unwrap_or(value.len());
-            &value[..end]
-        })
-        .collect()
+    let json = line.match_indices("\"request_id\":\"").map(|(at, key)| {
+        let value = &line[at + key.len()..];
+        &value[..value.find('"').unwrap_or(value.len())]
+    });
+    let human = line.match_indices(" request_id=").map(|(at, key)| {
+        let value = &line[at + key.len()..];
+        &value[..value.find([' ', '}', ',', ':']).unwrap_or(value.len())]
+    });
+    json.chain(human).collect()
 }
 
 // ----- the process, from /proc -----
