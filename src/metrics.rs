@@ -10,8 +10,14 @@ use prometheus::{
 pub const REQUESTS_TOTAL: &str = "teamgate_requests_total";
 pub const UPSTREAM_REQUESTS_TOTAL: &str = "teamgate_upstream_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "teamgate_request_duration_seconds";
+pub const UPSTREAM_DURATION_SECONDS: &str = "teamgate_upstream_request_duration_seconds";
 pub const CONFIG_INFO: &str = "teamgate_config_info";
 pub const CONFIG_RELOADS_TOTAL: &str = "teamgate_config_reloads_total";
+
+/// Seconds: from a cache hit (sub-millisecond) to a vendor at its timeout.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// What became of one call to a vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     upstream: IntCounterVec,
     duration: HistogramVec,
+    upstream_duration: HistogramVec,
     config_info: IntGaugeVec,
     reloads: IntCounterVec,
 }
@@ -74,10 +81,17 @@ impl Metrics {
                 REQUEST_DURATION_SECONDS,
                 "Time to answer a canonical request.",
             )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["operation", "backend"],
+        )
+        .expect("valid metric");
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                UPSTREAM_DURATION_SECONDS,
+                "Time of one call to a vendor, answered or not, by backend and operation.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["backend", "operation"],
         )
         .expect("valid metric");
         let config_info = IntGaugeVec::new(
@@ -100,6 +114,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream.clone()),
             Box::new(duration.clone()),
+            Box::new(upstream_duration.clone()),
             Box::new(config_info.clone()),
             Box::new(reloads.clone()),
         ] {
@@ -112,6 +127,7 @@ impl Metrics {
             requests,
             upstream,
             duration,
+            upstream_duration,
             config_info,
             reloads,
         }
@@ -150,6 +166,13 @@ impl Metrics {
         self.upstream
             .with_label_values(&[backend, operation, outcome.as_str()])
             .inc();
+    }
+
+    /// How long one vendor call took.
+    pub fn upstream_latency(&self, backend: &str, operation: &str, seconds: f64) {
+        self.upstream_duration
+            .with_label_values(&[backend, operation])
+            .observe(seconds);
     }
 
     /// The number of calls counted for `backend` and `operation` (all outcomes), for tests.

@@ -141,3 +141,47 @@ async fn a_request_past_the_timeout_is_upstream_timeout_with_its_id() {
     assert_eq!(a.body["request_id"], id);
     assert!(!id.is_empty());
 }
+
+/// The caller's W3C trace context reaches the vendor: same trace id, a new span id, the
+/// `tracestate` untouched. Without one, each request still sends a valid `traceparent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traceparent_reaches_the_vendor_with_the_callers_trace_id() {
+    let h = support::start(&["grafana"]).await;
+    let sim = h.sim("grafana");
+    sim.clear_log();
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let a = h
+        .get_with(
+            "grafana",
+            "/v1/teams?limit=5",
+            &[("traceparent", parent), ("tracestate", "vendor=abc")],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let header = |entry: &teamgate_sim::LoggedRequest, name: &str| {
+        entry
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let log = sim.requests();
+    assert!(!log.is_empty());
+    for entry in &log {
+        let sent = header(entry, "traceparent").expect("traceparent sent");
+        let parts: Vec<&str> = sent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{sent}");
+        assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "{sent}");
+        assert_ne!(parts[2], "00f067aa0ba902b7", "a span of its own: {sent}");
+        assert_eq!(parts[3], "01");
+        assert_eq!(header(entry, "tracestate").as_deref(), Some("vendor=abc"));
+    }
+    sim.clear_log();
+    let a = h.get_with("grafana", "/v1/teams?limit=6", &[]).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let sent = header(&sim.requests()[0], "traceparent").expect("a new root is sent");
+    assert!(
+        teamgate::call::TraceContext::parse(&sent, None).is_some(),
+        "{sent}"
+    );
+}

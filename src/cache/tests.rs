@@ -46,6 +46,7 @@ fn call(backend: &Arc<Backend>, op: Operation, team: &str) -> Call {
         partition: backend.fingerprints.hash_one("configured"),
         directives: Directives::default(),
         policy: POLICY,
+        trace: None,
     }
 }
 

@@ -46,9 +46,15 @@ impl Service<Call> for Engine {
                 )));
             };
             let backend = served.backend;
-            let response = match call.credential {
-                Some(credential) => backend.execute_as(&call.request, credential).await?,
-                None => backend.execute(&call.request).await?,
+            let run = async {
+                match call.credential {
+                    Some(credential) => backend.execute_as(&call.request, credential).await,
+                    None => backend.execute(&call.request).await,
+                }
+            };
+            let response = match call.trace {
+                Some(trace) => super::engine::with_trace(trace, run).await?,
+                None => run.await?,
             };
             Ok(Reply::uncached(response))
         })

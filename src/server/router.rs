@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 use super::admin;
 use super::measure::Labels;
 use super::respond::{self, Body};
-use crate::call::{Call, Directives, Reply, Secret};
+use crate::call::{Call, Directives, Reply, Secret, TraceContext};
 use crate::canonical::route::{route, Route};
 use crate::canonical::validate::{self, TeamWrite};
 use crate::canonical::Operation;
@@ -86,7 +86,7 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let call = match self.route(&req) {
-            Ok(Routed::Call(call)) => call,
+            Ok(Routed::Call(call)) => *call,
             Ok(Routed::Answered(response)) => return Box::pin(async move { Ok(response) }),
             Err(error) => return Box::pin(async move { Err(error) }),
         };
@@ -96,7 +96,7 @@ where
 
 /// What routing made of a request.
 enum Routed {
-    Call(Call),
+    Call(Box<Call>),
     /// Answered without a backend.
     Answered(Response<Body>),
 }
@@ -129,14 +129,15 @@ impl<S> RouterService<S> {
             Some(credential) => backend.fingerprint(credential),
             None => backend.configured_fingerprint(),
         };
-        Ok(Routed::Call(Call {
+        Ok(Routed::Call(Box::new(Call {
             backend: Arc::from(backend.name.as_str()),
             request,
             credential,
             partition,
             directives: directives(req),
             policy: served.policy,
-        }))
+            trace: req.extensions().get::<TraceContext>().cloned(),
+        })))
     }
 
     fn select_backend<B>(&self, req: &Request<B>) -> Result<Served, Error> {

@@ -1,6 +1,10 @@
 //! A tracing span per request, attached to the request's future with [`Instrument`] (never an
 //! `enter()` guard held across an `.await`: `clippy.toml` forbids it), and one log line when
 //! the request is answered. The router records the operation and backend on the span.
+//!
+//! The request's W3C trace context (`traceparent`, `tracestate`) is read here, or a new one
+//! started; its trace id goes on the span, and the context into the request's extensions, so
+//! that the vendor calls made for the request carry it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +16,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::request_id::RequestId;
+use crate::call::TraceContext;
 use crate::error::Error;
 
 #[derive(Clone, Copy, Default)]
@@ -43,7 +48,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let trace = header("traceparent")
+            .and_then(|parent| TraceContext::parse(parent, header("tracestate")))
+            .unwrap_or_else(TraceContext::new_root);
         let request_id = req
             .extensions()
             .get::<RequestId>()
@@ -52,10 +61,12 @@ where
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
+            trace_id = %trace.trace_id,
             method = %req.method(),
             operation = tracing::field::Empty,
             backend = tracing::field::Empty,
         );
+        req.extensions_mut().insert(trace);
         let started = Instant::now();
         // The inner call runs inside the span too: stages that work before their future is
         // polled (the router's synchronous part, say) log into it.

@@ -45,6 +45,7 @@ use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 use auth::Tokens;
 use locks::TeamLocks;
+pub use steps::with_trace;
 use teams::merge;
 
 /// Canonical team members, in output order.

@@ -1,13 +1,18 @@
 //! Steps: a declared vendor call built from the context (path, query, headers, body, the
 //! credential where the mapping's auth puts it), sent through the upstream client, and its
 //! answer read into the context or turned into a canonical error by the mapping's tables.
+//!
+//! Each vendor call runs in a span of its own and carries the request's trace context as a
+//! child `traceparent` (and the caller's `tracestate`).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use super::{bad_answer, convert_problem, Backend, Ctx, Flow};
+use crate::call::TraceContext;
 use crate::canonical::Operation;
 use crate::error::{Error, ErrorCode, Origin, UpstreamDetail};
 use crate::mapping::errors::{classify, Outcome, VendorError};
@@ -16,6 +21,16 @@ use crate::mapping::template::{encode_component, Escape, Secrets};
 use crate::mapping::{OperationPlan, Step};
 use crate::metrics::UpstreamOutcome;
 use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
+
+tokio::task_local! {
+    /// The trace context of the request being run, for the vendor calls it makes.
+    static TRACE: TraceContext;
+}
+
+/// Runs `work` with `trace` as the context its vendor calls continue.
+pub async fn with_trace<F: std::future::Future>(trace: TraceContext, work: F) -> F::Output {
+    TRACE.scope(trace, work).await
+}
 
 impl Backend {
     // ---- steps ---------------------------------------------------------------------------
@@ -223,10 +238,35 @@ impl Backend {
     pub(super) async fn send(
         &self,
         op: Operation,
-        request: UpstreamRequest,
+        mut request: UpstreamRequest,
     ) -> Result<UpstreamResponse, Error> {
-        tracing::debug!(backend = %self.name, operation = op.name(), method = %request.method, "Sending upstream request");
-        self.upstream.clone().oneshot(request).await.map_err(|e| {
+        let _ = TRACE.try_with(|trace| {
+            let headers = &mut request.headers;
+            if let Ok(parent) = HeaderValue::from_str(&trace.child_traceparent()) {
+                headers.insert("traceparent", parent);
+            }
+            if let Some(state) = trace.state.as_deref() {
+                if let Ok(state) = HeaderValue::from_str(state) {
+                    headers.insert("tracestate", state);
+                }
+            }
+        });
+        let span = tracing::info_span!(
+            "upstream",
+            backend = %self.name,
+            operation = op.name(),
+            method = %request.method,
+        );
+        let started = std::time::Instant::now();
+        let answer = self
+            .upstream
+            .clone()
+            .oneshot(request)
+            .instrument(span)
+            .await;
+        self.metrics
+            .upstream_latency(&self.name, op.name(), started.elapsed().as_secs_f64());
+        answer.map_err(|e| {
             let outcome = match e {
                 UpstreamError::Timeout => UpstreamOutcome::Timeout,
                 UpstreamError::Connect => UpstreamOutcome::ConnectError,
