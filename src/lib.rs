@@ -6,6 +6,7 @@
 //!
 //! - [`error`]: the one error type — canonical code, origin, retryability, vendor detail.
 //! - [`metrics`]: Prometheus metric names and the registry.
+//! - [`redact`]: the one redaction step for vendor text on its way to an answer or a log.
 //! - [`canonical`]: the canonical API v1 — operations, routing, validation, cursors.
 //! - [`call`]: a routed request on its way to a backend, and its reply (shared by the cache
 //!   and the engine).
@@ -34,6 +35,7 @@ pub mod health;
 pub mod mapping;
 pub mod metrics;
 pub mod openapi;
+pub mod redact;
 pub mod server;
 pub mod upstream;
 

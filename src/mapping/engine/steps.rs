@@ -20,6 +20,7 @@ use crate::mapping::expr::Expr;
 use crate::mapping::template::{encode_component, Escape, Secrets};
 use crate::mapping::{OperationPlan, Step};
 use crate::metrics::UpstreamOutcome;
+use crate::redact::redact;
 use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
 
 tokio::task_local! {
@@ -71,7 +72,10 @@ impl Backend {
                         .upstream(&self.name, caller.name(), UpstreamOutcome::VendorError);
                     match classify(&plan.errors, &self.mapping.error_rules, plan.op, &err) {
                         Outcome::AlreadyDone => return Ok(Flow::AlreadyDone),
-                        Outcome::Code(code) => return Err(vendor_problem(code, err, &step.name)),
+                        Outcome::Code(code) => {
+                            let err = self.redacted(err);
+                            return Err(vendor_problem(code, err, &step.name));
+                        }
                     }
                 }
                 (None, Some(Err(()))) => {
@@ -300,6 +304,19 @@ pub(super) fn present(expr: &Expr, ctx: &Ctx) -> Result<Option<bool>, Error> {
             .map_err(convert_problem)?
             .is_some_and(|v| v != Value::Bool(false)),
     ))
+}
+
+impl Backend {
+    /// The vendor's words with the credential in use (forwarded or configured) and anything
+    /// shaped like a credential masked.
+    fn redacted(&self, mut err: VendorError) -> VendorError {
+        let credential = self.credential();
+        let secrets = [credential.expose()];
+        let clean = |text: Option<String>| text.map(|t| redact(&t, &secrets).into_owned());
+        err.message = clean(err.message);
+        err.code = clean(err.code);
+        err
+    }
 }
 
 pub(super) fn vendor_problem(code: ErrorCode, err: VendorError, step: &str) -> Error {
