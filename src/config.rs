@@ -133,6 +133,136 @@ pub struct Checked {
     pub mapping_digests: BTreeMap<String, String>,
 }
 
+/// Environment variables that override the file (for containers), with the key each replaces.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("TEAMGATE_LISTEN", "listen"),
+    ("TEAMGATE_DEFAULT_BACKEND", "default_backend"),
+    ("TEAMGATE_MAX_BODY_BYTES", "[server] max_body_bytes"),
+    ("TEAMGATE_REQUEST_TIMEOUT_MS", "[server] request_timeout_ms"),
+    ("TEAMGATE_CONCURRENCY_LIMIT", "[server] concurrency_limit"),
+    ("TEAMGATE_DRAIN_GRACE_MS", "[server] drain_grace_ms"),
+    (
+        "TEAMGATE_SHUTDOWN_TIMEOUT_MS",
+        "[server] shutdown_timeout_ms",
+    ),
+    ("TEAMGATE_CACHE_ENABLED", "[cache] enabled"),
+    ("TEAMGATE_CACHE_MAX_BYTES", "[cache] max_bytes"),
+];
+
+/// Puts the values of the set [`ENV_OVERRIDES`] in place of the file's; returns a reason
+/// for each value that does not parse (naming its variable).
+fn apply_env_overrides(
+    raw: &mut RawConfig,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (var, _) in ENV_OVERRIDES {
+        let Some(value) = lookup(var) else { continue };
+        let value = value.trim().to_string();
+        let mut number = |field: &mut Option<u64>| match value.parse::<u64>() {
+            Ok(n) => *field = Some(n),
+            Err(_) => problems.push(format!("{var}: `{value}` is not a whole number")),
+        };
+        match *var {
+            "TEAMGATE_LISTEN" => match value.parse::<SocketAddr>() {
+                Ok(_) => raw.listen = Some(Spanned::new(0..0, value)),
+                Err(_) => problems.push(format!(
+                    "{var}: `{value}` is not an address such as 0.0.0.0:8080"
+                )),
+            },
+            "TEAMGATE_DEFAULT_BACKEND" => raw.default_backend = Spanned::new(0..0, value),
+            "TEAMGATE_MAX_BODY_BYTES" => {
+                let mut n = raw.server.max_body_bytes.map(|v| v as u64);
+                number(&mut n);
+                raw.server.max_body_bytes = n.map(|v| v as usize);
+            }
+            "TEAMGATE_REQUEST_TIMEOUT_MS" => number(&mut raw.server.request_timeout_ms),
+            "TEAMGATE_CONCURRENCY_LIMIT" => {
+                let mut n = raw.server.concurrency_limit.map(|v| v as u64);
+                number(&mut n);
+                raw.server.concurrency_limit = n.map(|v| v as usize);
+            }
+            "TEAMGATE_DRAIN_GRACE_MS" => number(&mut raw.server.drain_grace_ms),
+            "TEAMGATE_SHUTDOWN_TIMEOUT_MS" => number(&mut raw.server.shutdown_timeout_ms),
+            "TEAMGATE_CACHE_ENABLED" => match value.as_str() {
+                "true" | "1" => raw.cache.enabled = Some(true),
+                "false" | "0" => raw.cache.enabled = Some(false),
+                _ => problems.push(format!("{var}: `{value}` is not true or false")),
+            },
+            "TEAMGATE_CACHE_MAX_BYTES" => number(&mut raw.cache.max_bytes),
+            _ => {}
+        }
+    }
+    problems
+}
+
+impl Checked {
+    /// The configuration in effect (file, environment overrides and defaults), as TOML, for
+    /// `teamgate check --print`. No secret: credentials are only named by their variable, and
+    /// a password in a URL is masked.
+    pub fn effective_toml(&self) -> String {
+        use std::fmt::Write;
+        let c = &self.config;
+        let ms = |d: Duration| d.as_millis();
+        let mut out = String::new();
+        let _ = writeln!(out, "# {} (config hash {})", c.path.display(), self.hash);
+        let _ = writeln!(out, "listen = \"{}\"", c.listen);
+        let _ = writeln!(out, "default_backend = \"{}\"", c.default_backend);
+        let _ = writeln!(out, "\n[server]");
+        let _ = writeln!(out, "max_body_bytes = {}", c.server.max_body_bytes);
+        let _ = writeln!(out, "request_timeout_ms = {}", ms(c.server.request_timeout));
+        let _ = writeln!(out, "concurrency_limit = {}", c.server.concurrency_limit);
+        let _ = writeln!(out, "drain_grace_ms = {}", ms(c.server.drain_grace));
+        let _ = writeln!(
+            out,
+            "shutdown_timeout_ms = {}",
+            ms(c.server.shutdown_timeout)
+        );
+        let _ = writeln!(out, "\n[cache]");
+        let _ = writeln!(out, "enabled = {}", c.cache.enabled);
+        let _ = writeln!(out, "max_bytes = {}", c.cache.max_bytes);
+        for b in &c.backends {
+            let _ = writeln!(out, "\n[backends.{}]", b.name);
+            let _ = writeln!(out, "mapping = \"{}\"", b.mapping_path.display());
+            match &b.target {
+                Target::BaseUrl(url) => {
+                    let _ = writeln!(out, "base_url = \"{}\"", mask_userinfo(url));
+                }
+                Target::Simulator(kind) => {
+                    let _ = writeln!(out, "simulator = \"{kind}\"");
+                }
+            }
+            if let Some(var) = &b.credential_env {
+                let state = match std::env::var_os(var) {
+                    Some(_) => "set",
+                    None => "not set",
+                };
+                let _ = writeln!(out, "credential_env = \"{var}\"  # {state}");
+            }
+            let _ = writeln!(out, "forward_credential = {}", b.forward_credential);
+            let _ = writeln!(out, "timeout_ms = {}", ms(b.timeout));
+            let _ = writeln!(out, "cache_ttl_ms = {}", ms(b.cache.ttl));
+            let _ = writeln!(out, "stale_if_error_ms = {}", ms(b.cache.stale_if_error));
+            if !b.options.is_empty() {
+                let _ = writeln!(out, "options = {}", Value::Object(b.options.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// `https://user:password@host/...` with the user information masked.
+fn mask_userinfo(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at))
+            if at > scheme_end && !url[scheme_end + 3..at].contains('/') =>
+        {
+            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// The first 16 hex digits of the SHA-256 of `parts`, each length-prefixed.
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
@@ -171,14 +301,7 @@ pub fn check_source(
 ) -> Result<Checked, Vec<CheckError>> {
     let mut errors = Vec::new();
     let line_of = |offset: usize| source[..offset.min(source.len())].matches('\n').count() + 1;
-    let mut error = |offset: usize, reason: String| {
-        errors.push(CheckError {
-            file: path.to_path_buf(),
-            line: line_of(offset),
-            reason,
-        })
-    };
-    let raw: RawConfig = match toml::from_str(source) {
+    let mut raw: RawConfig = match toml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
             return Err(vec![CheckError {
@@ -188,6 +311,22 @@ pub fn check_source(
             }])
         }
     };
+    // Overrides come from no line of the file: line 0, and the reason names the variable.
+    for reason in apply_env_overrides(&mut raw, &|name| std::env::var(name).ok()) {
+        errors.push(CheckError {
+            file: path.to_path_buf(),
+            line: 0,
+            reason,
+        });
+    }
+    let mut error = |offset: usize, reason: String| {
+        errors.push(CheckError {
+            file: path.to_path_buf(),
+            line: line_of(offset),
+            reason,
+        })
+    };
+
     let listen = match &raw.listen {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         Some(l) => l.get_ref().parse().unwrap_or_else(|_| {
@@ -389,4 +528,43 @@ pub fn check_source(
         },
         mappings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(source: &str) -> RawConfig {
+        toml::from_str(source).unwrap()
+    }
+
+    #[test]
+    fn environment_values_replace_the_files_and_bad_ones_name_their_variable() {
+        let mut config = raw("listen = \"127.0.0.1:8080\"\ndefault_backend = \"a\"\n[server]\nconcurrency_limit = 10\n[backends]\n");
+        let env = |name: &str| match name {
+            "TEAMGATE_LISTEN" => Some("0.0.0.0:9090".to_string()),
+            "TEAMGATE_CONCURRENCY_LIMIT" => Some("77".to_string()),
+            "TEAMGATE_CACHE_ENABLED" => Some("false".to_string()),
+            "TEAMGATE_DRAIN_GRACE_MS" => Some("soon".to_string()),
+            _ => None,
+        };
+        let problems = apply_env_overrides(&mut config, &env);
+        assert_eq!(config.listen.unwrap().into_inner(), "0.0.0.0:9090");
+        assert_eq!(config.server.concurrency_limit, Some(77));
+        assert_eq!(config.cache.enabled, Some(false));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("TEAMGATE_DRAIN_GRACE_MS: `soon`"));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            mask_userinfo("https://bot:hunter2@vendor.example/api"),
+            "https://***@vendor.example/api"
+        );
+        assert_eq!(
+            mask_userinfo("https://vendor.example/a@b"),
+            "https://vendor.example/a@b"
+        );
+    }
 }

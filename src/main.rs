@@ -1,6 +1,6 @@
 //! The `teamgate` binary: parses the command line and calls the library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,6 +50,10 @@ enum Command {
     Check {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
+        /// Also print the configuration in effect (file, environment overrides, defaults),
+        /// secrets masked.
+        #[arg(long)]
+        print: bool,
     },
     /// Run one vendor simulator standalone.
     Sim {
@@ -97,35 +101,43 @@ fn main() -> ExitCode {
         listen: None,
     });
     match command {
-        Command::Check { config } => match teamgate::config::check(&config, teamgate_sim::KINDS) {
-            Ok(checked) => {
-                println!(
-                    "{}: ok ({} backends, {} mapping files)",
-                    config.display(),
-                    checked.config.backends.len(),
-                    checked
-                        .mappings
-                        .values()
-                        .map(|m| m.file.clone())
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                for e in &errors {
-                    println!("{e}");
-                }
-                println!("{} problem(s) found", errors.len());
-                ExitCode::from(1)
-            }
-        },
+        Command::Check { config, print } => check(&config, print),
         Command::Serve { config, listen } => runtime().block_on(serve(config, listen)),
         Command::Sim {
             vendor,
             listen,
             credential,
         } => runtime().block_on(sim(vendor, listen, credential)),
+    }
+}
+
+/// `teamgate check`: every problem of the config and its mappings, or ok (and with `print`,
+/// the configuration in effect). A closed stdout (`| head`) ends the output, not the process.
+fn check(config: &std::path::Path, print: bool) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match teamgate::config::check(config, teamgate_sim::KINDS) {
+        Ok(checked) => {
+            if print {
+                let _ = write!(out, "{}", checked.effective_toml());
+            }
+            let files: std::collections::BTreeSet<_> =
+                checked.mappings.values().map(|m| m.file.clone()).collect();
+            let _ = writeln!(
+                out,
+                "{}: ok ({} backends, {} mapping files)",
+                config.display(),
+                checked.config.backends.len(),
+                files.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(out, "{e}");
+            }
+            let _ = writeln!(out, "{} problem(s) found", errors.len());
+            ExitCode::from(1)
+        }
     }
 }
 

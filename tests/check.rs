@@ -139,3 +139,55 @@ fn a_real_vendor_needs_its_credential_variable() {
     assert!(errors[0].reason.contains("TEAMGATE_SURELY_UNSET_VAR"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_print_shows_the_configuration_in_effect_without_secrets() {
+    let dir = std::env::temp_dir().join(format!("teamgate-print-{}", std::process::id()));
+    let config = write_config(
+        &dir,
+        &format!(
+            "default_backend = \"g\"\n[server]\nconcurrency_limit = 50\n[backends.g]\nmapping = \"{}\"\nbase_url = \"https://bot:url-pa55word@grafana.example\"\ncredential_env = \"TEAMGATE_PRINT_TEST_TOKEN\"\n",
+            root().join("mappings/grafana.toml").display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_teamgate"))
+        .args(["check", "--print", "--config"])
+        .arg(&config)
+        .env("TEAMGATE_PRINT_TEST_TOKEN", "glsa_the-real-token-value")
+        .env("TEAMGATE_CONCURRENCY_LIMIT", "7")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("concurrency_limit = 7"),
+        "the environment wins: {stdout}"
+    );
+    assert!(
+        stdout.contains("drain_grace_ms = 5000"),
+        "defaults shown: {stdout}"
+    );
+    assert!(
+        stdout.contains("credential_env = \"TEAMGATE_PRINT_TEST_TOKEN\"  # set"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("https://***@grafana.example"), "{stdout}");
+    for secret in ["glsa_the-real-token-value", "url-pa55word"] {
+        assert!(!stdout.contains(secret), "{secret} printed: {stdout}");
+    }
+    // A bad override names its variable and fails the check.
+    let out = Command::new(env!("CARGO_BIN_EXE_teamgate"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("TEAMGATE_PRINT_TEST_TOKEN", "x")
+        .env("TEAMGATE_CONCURRENCY_LIMIT", "many")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("TEAMGATE_CONCURRENCY_LIMIT: `many` is not a whole number"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
