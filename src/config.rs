@@ -49,6 +49,9 @@ struct RawServer {
     concurrency_limit: Option<usize>,
     drain_grace_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +89,14 @@ pub struct ServerLimits {
     pub drain_grace: Duration,
     /// After the listener closes: how long in-flight requests may take to finish.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// HTTP/1.1 keep-alive connection is kept.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body (before it takes a concurrency
+    /// slot).
+    pub body_timeout: Duration,
+    /// Open client connections at most; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 /// Where a backend's vendor is.
@@ -184,6 +195,13 @@ fn apply_env_overrides(
             }
             "TEAMGATE_DRAIN_GRACE_MS" => number(&mut raw.server.drain_grace_ms),
             "TEAMGATE_SHUTDOWN_TIMEOUT_MS" => number(&mut raw.server.shutdown_timeout_ms),
+            "TEAMGATE_HEADER_READ_TIMEOUT_MS" => number(&mut raw.server.header_read_timeout_ms),
+            "TEAMGATE_BODY_TIMEOUT_MS" => number(&mut raw.server.body_timeout_ms),
+            "TEAMGATE_MAX_CONNECTIONS" => {
+                let mut n = raw.server.max_connections.map(|v| v as u64);
+                number(&mut n);
+                raw.server.max_connections = n.map(|v| v as usize);
+            }
             "TEAMGATE_CACHE_ENABLED" => match value.as_str() {
                 "true" | "1" => raw.cache.enabled = Some(true),
                 "false" | "0" => raw.cache.enabled = Some(false),
@@ -471,6 +489,19 @@ pub fn check_source(
                 .unwrap_or(30_000)
                 .clamp(1, 3_600_000),
         ),
+        header_read_timeout: Duration::from_millis(
+            raw.server
+                .header_read_timeout_ms
+                .unwrap_or(10_000)
+                .clamp(100, 600_000),
+        ),
+        body_timeout: Duration::from_millis(
+            raw.server
+                .body_timeout_ms
+                .unwrap_or(10_000)
+                .clamp(100, 600_000),
+        ),
+        max_connections: raw.server.max_connections.unwrap_or(4096).clamp(1, 1 << 20),
     };
     // Every mapping file once, however many backends share it.
     let mut mappings = BTreeMap::new();

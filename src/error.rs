@@ -22,6 +22,7 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RequestTimeout,
     RateLimited,
     UnsupportedOperation,
     UpstreamError,
@@ -32,7 +33,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tables and checks.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -41,6 +42,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::RequestTimeout,
         ErrorCode::RateLimited,
         ErrorCode::UnsupportedOperation,
         ErrorCode::UpstreamError,
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::RateLimited => 429,
             ErrorCode::UnsupportedOperation => 501,
             ErrorCode::UpstreamError => 502,
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "The request conflicts with the resource's state",
             ErrorCode::PayloadTooLarge => "The request body is too large",
             ErrorCode::UnsupportedMediaType => "The request content type is not supported",
+            ErrorCode::RequestTimeout => "The request did not arrive in time",
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::UnsupportedOperation => "The backend cannot do this operation",
             ErrorCode::UpstreamError => "The backend answered with an error",
@@ -97,6 +101,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::UnsupportedOperation => "unsupported_operation",
             ErrorCode::UpstreamError => "upstream_error",
@@ -154,7 +159,8 @@ impl Origin {
             | ErrorCode::NameTaken
             | ErrorCode::Conflict
             | ErrorCode::PayloadTooLarge
-            | ErrorCode::UnsupportedMediaType => Origin::Caller,
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::RequestTimeout => Origin::Caller,
             ErrorCode::RateLimited | ErrorCode::UpstreamError => Origin::Vendor,
             ErrorCode::UpstreamUnavailable | ErrorCode::UpstreamTimeout => Origin::Network,
             ErrorCode::UnsupportedOperation | ErrorCode::Internal => Origin::Teamgate,
@@ -297,6 +303,7 @@ mod tests {
             ("conflict", 409),
             ("payload_too_large", 413),
             ("unsupported_media_type", 415),
+            ("request_timeout", 408),
             ("rate_limited", 429),
             ("unsupported_operation", 501),
             ("upstream_error", 502),

@@ -177,12 +177,7 @@ impl App {
             self.health.clone(),
             &self.limits,
         );
-        let drain = server::Drain {
-            health: &self.health,
-            drain_grace: self.limits.drain_grace,
-            shutdown_timeout: self.limits.shutdown_timeout,
-        };
-        server::serve(listener, service, drain, shutdown).await;
+        server::serve(listener, service, &self.limits, &self.health, shutdown).await;
         drop(self.embedded);
     }
 }

@@ -19,10 +19,6 @@ const ID_MAX: usize = 256;
 pub enum Route {
     Operation(CanonicalRequest),
     Backends,
-    Metrics,
-    Health,
-    Ready,
-    OpenApi,
 }
 
 /// Routes a request; the body is validated later, by the operation.
@@ -30,10 +26,6 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, 
     let segments = segments(path)?;
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (op, team_id, user_id) = match (method, segs.as_slice()) {
-        (&Method::GET, ["metrics"]) => return Ok(Route::Metrics),
-        (&Method::GET, ["healthz"]) => return Ok(Route::Health),
-        (&Method::GET, ["readyz"]) => return Ok(Route::Ready),
-        (&Method::GET, ["openapi.json"]) => return Ok(Route::OpenApi),
         (&Method::GET, ["v1", "backends"]) => return Ok(Route::Backends),
         (&Method::GET, ["v1", "teams"]) => (Operation::ListTeams, None, None),
         (&Method::POST, ["v1", "teams"]) => (Operation::CreateTeam, None, None),

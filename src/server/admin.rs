@@ -1,22 +1,103 @@
-//! The answers outside the canonical operations: `/healthz` (alive), `/readyz` (ready for
-//! traffic), `/metrics`, `/openapi.json` and `GET /v1/backends` (what each backend is and can do, read from
-//! its mapping). None of them is cached.
+//! The admin stage: `GET /healthz` (alive), `/readyz` (ready for traffic), `/metrics` and
+//! `/openapi.json` are answered here, above load shedding and the concurrency limit, so that
+//! probes and scrapes are answered however busy the proxy is. None of them is cached.
 
-use http::{Response, StatusCode};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
+use tower::{Layer, Service};
 
+use super::measure::Labels;
 use super::respond::{self, Body};
+use crate::error::Error;
 use crate::health::Health;
 use crate::mapping::registry::Backends;
 use crate::metrics::Metrics;
 
-pub fn health() -> Response<Body> {
+/// What the admin stage needs to answer.
+#[derive(Clone)]
+pub struct AdminLayer {
+    backends: Arc<Backends>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl AdminLayer {
+    pub fn new(backends: Arc<Backends>, metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
+        AdminLayer {
+            backends,
+            metrics,
+            health,
+        }
+    }
+}
+
+impl<S> Layer<S> for AdminLayer {
+    type Service = AdminService<S>;
+
+    fn layer(&self, inner: S) -> AdminService<S> {
+        AdminService {
+            inner,
+            admin: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AdminService<S> {
+    inner: S,
+    admin: AdminLayer,
+}
+
+impl<S> Service<Request<Bytes>> for AdminService<S>
+where
+    S: Service<Request<Bytes>, Response = Response<Body>, Error = Error>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // The load shedder below is always ready (it sheds in `call` instead of waiting), so
+        // an admin request never waits here either.
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let a = &self.admin;
+        let answer = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/healthz") => Some((health(), "health")),
+            (&Method::GET, "/readyz") => Some((ready(&a.health, &a.backends), "ready")),
+            (&Method::GET, "/metrics") => Some((metrics(&a.metrics), "metrics")),
+            (&Method::GET, "/openapi.json") => Some((openapi(), "openapi")),
+            _ => None,
+        };
+        match answer {
+            Some((mut response, operation)) => {
+                response.extensions_mut().insert(Labels {
+                    operation,
+                    backend: Arc::from("none"),
+                });
+                Box::pin(async move { Ok(response) })
+            }
+            None => Box::pin(self.inner.call(req)),
+        }
+    }
+}
+
+fn health() -> Response<Body> {
     respond::json(200, &json!({ "status": "ok" }))
 }
 
 /// 200 while the process takes traffic, 503 once it drains; names the configuration in
 /// service and each backend with the digest of its mapping.
-pub fn ready(health: &Health, backends: &Backends) -> Response<Body> {
+fn ready(health: &Health, backends: &Backends) -> Response<Body> {
     let draining = health.is_draining();
     let snapshot = backends.snapshot();
     let described: serde_json::Map<String, Value> = snapshot
@@ -43,52 +124,14 @@ pub fn ready(health: &Health, backends: &Backends) -> Response<Body> {
 }
 
 /// `GET /openapi.json`: the canonical API described (see [`crate::openapi`]).
-pub fn openapi() -> Response<Body> {
+fn openapi() -> Response<Body> {
     respond::json(200, crate::openapi::document())
 }
 
-pub fn metrics(metrics: &Metrics) -> Response<Body> {
+fn metrics(metrics: &Metrics) -> Response<Body> {
     respond::text(
         StatusCode::OK,
         "text/plain; version=0.0.4",
         metrics.render(),
     )
-}
-
-pub fn backends(backends: &Backends) -> Response<Body> {
-    respond::json(200, &describe(backends))
-}
-
-fn describe(backends: &Backends) -> Value {
-    let snapshot = backends.snapshot();
-    let described: Vec<Value> = snapshot
-        .values()
-        .map(|served| {
-            let b = &served.backend;
-            let m = &b.mapping;
-            let roles: Vec<&str> = ["admin", "member"]
-                .into_iter()
-                .filter(|r| m.member.vendor_role(r).is_some())
-                .collect();
-            json!({
-                "name": b.name,
-                "vendor": m.vendor,
-                "default": b.name == backends.default_name(),
-                "operations": m.operations.keys().map(|op| op.name()).collect::<Vec<_>>(),
-                "team_fields": m.team_fields(),
-                "member_roles": roles,
-                "forward_credential": served.forward_credential,
-                "cache": {
-                    "ttl_ms": served.policy.ttl.as_millis() as u64,
-                    "stale_if_error_ms": served.policy.stale_if_error.as_millis() as u64,
-                },
-                "limits": {
-                    "name_max": m.limits.name_max,
-                    "description_max": m.limits.description_max,
-                    "page_size_max": m.limits.page_size_max,
-                },
-            })
-        })
-        .collect();
-    json!({ "backends": described })
 }

@@ -1,14 +1,20 @@
-//! The body stage: reads the request body whole, up to the configured limit (413 past it),
-//! and refuses a body that is not JSON (415). The router then sees `Request<Bytes>`.
+//! The body stage: reads the request body whole, up to the configured limit (413 past it, and
+//! at once when `Content-Length` declares more: no `100 Continue` is granted), within the
+//! body timeout (408), and refuses a body that is not JSON (415). The stages below see
+//! `Request<Bytes>`.
+//!
+//! It runs before the concurrency limit and waits for the stages below to be ready only once
+//! the body is in: a client trickling its body holds no concurrency slot.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::Request;
 use http_body_util::BodyExt;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 use crate::error::{Error, ErrorCode};
 
@@ -19,11 +25,12 @@ const DRAIN_MAX: usize = 16 << 20;
 #[derive(Clone, Copy)]
 pub struct BodyLayer {
     max_bytes: usize,
+    timeout: Duration,
 }
 
 impl BodyLayer {
-    pub fn new(max_bytes: usize) -> BodyLayer {
-        BodyLayer { max_bytes }
+    pub fn new(max_bytes: usize, timeout: Duration) -> BodyLayer {
+        BodyLayer { max_bytes, timeout }
     }
 }
 
@@ -33,7 +40,7 @@ impl<S> Layer<S> for BodyLayer {
     fn layer(&self, inner: S) -> BodyService<S> {
         BodyService {
             inner,
-            max_bytes: self.max_bytes,
+            limits: *self,
         }
     }
 }
@@ -41,13 +48,14 @@ impl<S> Layer<S> for BodyLayer {
 #[derive(Clone)]
 pub struct BodyService<S> {
     inner: S,
-    max_bytes: usize,
+    limits: BodyLayer,
 }
 
 impl<S, B> Service<Request<B>> for BodyService<S>
 where
     S: Service<Request<Bytes>, Error = Error> + Clone + Send + 'static,
     S::Future: Send,
+    S::Response: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
@@ -55,27 +63,57 @@ where
     type Error = Error;
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Ready at once: the stages below are asked only when the body is in (see `call`).
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // tower's clone-and-swap: the service polled ready is the one that gets the request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let max_bytes = self.max_bytes;
+        let inner = self.inner.clone();
+        let BodyLayer { max_bytes, timeout } = self.limits;
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let bytes = read_bounded(body, max_bytes).await?;
+            if declared_length(&parts.headers).is_some_and(|n| n > max_bytes as u64) {
+                return Err(too_large(max_bytes));
+            }
+            let bytes = tokio::time::timeout(timeout, read_bounded(body, max_bytes))
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorCode::RequestTimeout,
+                        format!(
+                            "the request body did not arrive within {} ms",
+                            timeout.as_millis()
+                        ),
+                    )
+                })??;
             if !bytes.is_empty() && !declares_json(&parts.headers) {
                 return Err(Error::new(
                     ErrorCode::UnsupportedMediaType,
                     "the body must be JSON (Content-Type: application/json)",
                 ));
             }
-            inner.call(Request::from_parts(parts, bytes)).await
+            inner.oneshot(Request::from_parts(parts, bytes)).await
         })
     }
+}
+
+/// The body length the client declares.
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn too_large(max: usize) -> Error {
+    Error::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the body is larger than {max} bytes"),
+    )
 }
 
 /// `application/json` or any `application/*+json`, parameters ignored.
@@ -117,10 +155,7 @@ where
         }
     }
     if seen > max {
-        return Err(Error::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the body is larger than {max} bytes"),
-        ));
+        return Err(too_large(max));
     }
     Ok(collected.freeze())
 }

@@ -1,8 +1,8 @@
 //! The canonical router: a request with its body read becomes a [`Call`] on one backend —
 //! operation and parameters from the path, the backend from `Teamgate-Backend`, the vendor
 //! credential the caller forwards where the backend takes one, caching directives, and the
-//! body validated for the operation — or it is answered here (`/healthz`, `/metrics`,
-//! `/v1/backends`). The backend's [`Reply`] becomes the HTTP answer.
+//! body validated for the operation — or it is answered here (`GET /v1/backends`). The
+//! backend's [`Reply`] becomes the HTTP answer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +14,6 @@ use http::{Request, Response};
 use serde_json::{json, Map, Value};
 use tower::{Layer, Service};
 
-use super::admin;
 use super::measure::Labels;
 use super::respond::{self, Body};
 use crate::call::{Call, Directives, Reply, Secret, TraceContext};
@@ -22,9 +21,7 @@ use crate::canonical::route::{route, Route};
 use crate::canonical::validate::{self, TeamWrite};
 use crate::canonical::Operation;
 use crate::error::{Error, ErrorCode};
-use crate::health::Health;
 use crate::mapping::registry::{Backends, Served};
-use crate::metrics::Metrics;
 
 pub const BACKEND_HEADER: &str = "teamgate-backend";
 /// The vendor credential, on backends configured with `forward_credential = true`.
@@ -33,17 +30,11 @@ pub const CREDENTIAL_HEADER: &str = "teamgate-upstream-credential";
 #[derive(Clone)]
 pub struct RouterLayer {
     backends: Arc<Backends>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
 }
 
 impl RouterLayer {
-    pub fn new(backends: Arc<Backends>, metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
-        RouterLayer {
-            backends,
-            metrics,
-            health,
-        }
+    pub fn new(backends: Arc<Backends>) -> Self {
+        RouterLayer { backends }
     }
 }
 
@@ -54,8 +45,6 @@ impl<S> Layer<S> for RouterLayer {
         RouterService {
             inner,
             backends: self.backends.clone(),
-            metrics: self.metrics.clone(),
-            health: self.health.clone(),
         }
     }
 }
@@ -64,8 +53,6 @@ impl<S> Layer<S> for RouterLayer {
 pub struct RouterService<S> {
     inner: S,
     backends: Arc<Backends>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
 }
 
 impl<S> Service<Request<Bytes>> for RouterService<S>
@@ -105,15 +92,9 @@ impl<S> RouterService<S> {
     fn route(&self, req: &Request<Bytes>) -> Result<Routed, Error> {
         let mut request = match route(req.method(), req.uri().path(), req.uri().query())? {
             Route::Operation(request) => request,
-            Route::Health => return Ok(answered(admin::health(), "health")),
-            Route::OpenApi => return Ok(answered(admin::openapi(), "openapi")),
-            Route::Ready => {
-                let response = admin::ready(&self.health, &self.backends);
-                return Ok(answered(response, "ready"));
-            }
-            Route::Metrics => return Ok(answered(admin::metrics(&self.metrics), "metrics")),
             Route::Backends => {
-                return Ok(answered(admin::backends(&self.backends), "list_backends"))
+                let response = respond::json(200, &describe(&self.backends));
+                return Ok(answered(response, "list_backends"));
             }
         };
         let op = request.op;
@@ -251,4 +232,39 @@ fn directives<B>(req: &Request<B>) -> Directives {
         bypass,
         if_none_match,
     }
+}
+
+/// `GET /v1/backends`: what each backend is and can do, read from its mapping.
+fn describe(backends: &Backends) -> Value {
+    let snapshot = backends.snapshot();
+    let described: Vec<Value> = snapshot
+        .values()
+        .map(|served| {
+            let b = &served.backend;
+            let m = &b.mapping;
+            let roles: Vec<&str> = ["admin", "member"]
+                .into_iter()
+                .filter(|r| m.member.vendor_role(r).is_some())
+                .collect();
+            json!({
+                "name": b.name,
+                "vendor": m.vendor,
+                "default": b.name == backends.default_name(),
+                "operations": m.operations.keys().map(|op| op.name()).collect::<Vec<_>>(),
+                "team_fields": m.team_fields(),
+                "member_roles": roles,
+                "forward_credential": served.forward_credential,
+                "cache": {
+                    "ttl_ms": served.policy.ttl.as_millis() as u64,
+                    "stale_if_error_ms": served.policy.stale_if_error.as_millis() as u64,
+                },
+                "limits": {
+                    "name_max": m.limits.name_max,
+                    "description_max": m.limits.description_max,
+                    "page_size_max": m.limits.page_size_max,
+                },
+            })
+        })
+        .collect();
+    json!({ "backends": described })
 }

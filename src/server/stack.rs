@@ -2,13 +2,16 @@
 //! journey; each stage is a tower `Layer` in its own file:
 //!
 //! ```text
-//! request id → problem edge → trace span → metrics → load shed → concurrency limit
-//!   → request timeout → body (limit, JSON) → canonical router → read cache → mapping engine
+//! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
+//!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
+//!   → concurrency limit → request timeout → canonical router → read cache → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
 //!
 //! Below the problem edge every stage answers `Result<_, Error>`; the edge turns an error into
-//! its problem+json answer, so hyper only ever sees a response.
+//! its problem+json answer, so hyper only ever sees a response. The body is read before the
+//! concurrency limit, within its own timeout, so a slow client holds no slot; probes and
+//! scrapes are answered above the shedder, so a busy proxy still says it is alive.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder};
 
+use super::admin::AdminLayer;
 use super::body::BodyLayer;
 use super::measure::MetricsLayer;
 use super::problem::ProblemLayer;
@@ -48,6 +52,8 @@ pub fn build(
         .layer(ProblemLayer)
         .layer(TraceLayer)
         .layer(MetricsLayer::new(metrics.clone()))
+        .layer(BodyLayer::new(limits.max_body_bytes, limits.body_timeout))
+        .layer(AdminLayer::new(backends.clone(), metrics, health))
         .map_err(shed_or_timed_out)
         // Refuse at once rather than queue without bound when every slot is busy.
         .load_shed()
@@ -55,8 +61,7 @@ pub fn build(
         .concurrency_limit(limits.concurrency_limit)
         // A whole canonical request, all its upstream steps included.
         .timeout(limits.request_timeout)
-        .layer(BodyLayer::new(limits.max_body_bytes))
-        .layer(RouterLayer::new(backends.clone(), metrics, health))
+        .layer(RouterLayer::new(backends.clone()))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
         .service(Engine::new(backends));
@@ -70,11 +75,13 @@ fn shed_or_timed_out(error: BoxError) -> Error {
         Err(other) => other,
     };
     if error.is::<tower::load_shed::error::Overloaded>() {
-        Error::new(
+        let mut shed = Error::new(
             ErrorCode::UpstreamUnavailable,
             "teamgate is at its concurrency limit; retry shortly",
         )
-        .from_origin(Origin::Teamgate)
+        .from_origin(Origin::Teamgate);
+        shed.retry_after = Some(1);
+        shed
     } else if error.is::<tower::timeout::error::Elapsed>() {
         Error::new(
             ErrorCode::UpstreamTimeout,

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::{bad_answer, convert_problem, Backend};
 use crate::call::Secret;
 use crate::canonical::Operation;
-use crate::error::{Error, ErrorCode, UpstreamDetail};
+use crate::error::{Error, ErrorCode, Origin, UpstreamDetail};
 use crate::mapping::expr::Expr;
 use crate::mapping::template::{Escape, Secrets, TextTemplate};
 use crate::mapping::TokenPlan;
@@ -201,7 +201,14 @@ impl Backend {
                     format!("the backend's access-token endpoint answered HTTP {status}"),
                 ),
             };
-            let mut problem = Error::new(code, detail);
+            let mut problem = Error::new(code, detail).from_origin(Origin::Vendor);
+            // A throttled or unavailable token endpoint says when to come back, like any step.
+            let retry_after = answer
+                .headers
+                .get(self.mapping.error_format.retry_after_header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            problem.retry_after = retry_after.or((code == ErrorCode::RateLimited).then_some(1));
             problem.upstream = Some(Box::new(UpstreamDetail {
                 status: answer.status,
                 code: None,
