@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -136,10 +138,15 @@ impl Harness {
         self.send(builder.body(Full::new(bytes)).unwrap()).await
     }
 
+    /// Sends a request to the proxy and checks the answer against the proxy's OpenAPI
+    /// document (`openapi::check`): an answer the document does not describe fails the test.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
         let response = self.client.request(request).await.expect("proxy answers");
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
+        openapi::check(&method, &path, parts.status, &parts.headers, &bytes);
         let text = String::from_utf8_lossy(&bytes).into_owned();
         Answer {
             status: parts.status,
