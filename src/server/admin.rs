@@ -19,6 +19,14 @@ use crate::health::Health;
 use crate::mapping::registry::Backends;
 use crate::metrics::Metrics;
 
+/// The paths the admin stage answers (GET), with the operation label of their metrics.
+pub const ROUTES: [(&str, &str); 4] = [
+    ("/healthz", "health"),
+    ("/readyz", "ready"),
+    ("/metrics", "metrics"),
+    ("/openapi.json", "openapi"),
+];
+
 /// What the admin stage needs to answer.
 #[derive(Clone)]
 pub struct AdminLayer {
@@ -71,13 +79,18 @@ where
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let a = &self.admin;
-        let answer = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/healthz") => Some((health(), "health")),
-            (&Method::GET, "/readyz") => Some((ready(&a.health, &a.backends), "ready")),
-            (&Method::GET, "/metrics") => Some((metrics(&a.metrics), "metrics")),
-            (&Method::GET, "/openapi.json") => Some((openapi(), "openapi")),
-            _ => None,
-        };
+        let route = ROUTES
+            .iter()
+            .find(|(path, _)| req.method() == Method::GET && req.uri().path() == *path);
+        let answer = route.map(|(_, label)| {
+            let response = match *label {
+                "health" => health(),
+                "ready" => ready(&a.health, &a.backends),
+                "metrics" => metrics(&a.metrics),
+                _ => openapi(),
+            };
+            (response, *label)
+        });
         match answer {
             Some((mut response, operation)) => {
                 response.extensions_mut().insert(Labels {

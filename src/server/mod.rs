@@ -1,7 +1,7 @@
 //! The HTTP server: accepts connections (HTTP/1.1 and h2c) and runs each request through the
 //! request path composed in [`stack`], until shutdown. One file per stage of that path.
 
-mod admin;
+pub mod admin;
 mod body;
 mod measure;
 pub mod problem;
