@@ -64,6 +64,7 @@ struct RawBackend {
     #[serde(default)]
     forward_credential: bool,
     timeout_ms: Option<u64>,
+    concurrency_limit: Option<usize>,
     cache_ttl_ms: Option<u64>,
     stale_if_error_ms: Option<u64>,
     #[serde(default)]
@@ -99,6 +100,14 @@ pub struct ServerLimits {
     pub max_connections: usize,
 }
 
+impl ServerLimits {
+    /// A backend's share of the concurrency limit when its config names none: half, so one
+    /// stalled vendor leaves the other half to the rest.
+    pub fn backend_share(&self) -> usize {
+        (self.concurrency_limit / 2).max(1)
+    }
+}
+
 /// Where a backend's vendor is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -117,6 +126,9 @@ pub struct BackendConfig {
     /// The caller sends the vendor credential (`Teamgate-Upstream-Credential`).
     pub forward_credential: bool,
     pub timeout: Duration,
+    /// Calls in flight to this backend at most (a bulkhead: a slow vendor sheds only its own
+    /// traffic). `None`: half the server's concurrency limit.
+    pub concurrency_limit: Option<usize>,
     pub cache: CachePolicy,
     pub options: Map<String, Value>,
 }
@@ -259,6 +271,8 @@ impl Checked {
             }
             let _ = writeln!(out, "forward_credential = {}", b.forward_credential);
             let _ = writeln!(out, "timeout_ms = {}", ms(b.timeout));
+            let limit = b.concurrency_limit.unwrap_or(c.server.backend_share());
+            let _ = writeln!(out, "concurrency_limit = {limit}");
             let _ = writeln!(out, "cache_ttl_ms = {}", ms(b.cache.ttl));
             let _ = writeln!(out, "stale_if_error_ms = {}", ms(b.cache.stale_if_error));
             if !b.options.is_empty() {
@@ -444,6 +458,7 @@ pub fn check_source(
             credential_env,
             forward_credential: b.forward_credential,
             timeout: Duration::from_millis(b.timeout_ms.unwrap_or(10_000).clamp(1, 600_000)),
+            concurrency_limit: b.concurrency_limit.map(|n| n.clamp(1, 1 << 20)),
             cache: CachePolicy {
                 ttl: Duration::from_millis(b.cache_ttl_ms.unwrap_or(5_000).min(86_400_000)),
                 stale_if_error: Duration::from_millis(

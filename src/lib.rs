@@ -116,6 +116,9 @@ impl App {
                 upstream::client(backend.timeout, MAX_UPSTREAM_BODY),
                 metrics.clone(),
             );
+            let limit = backend
+                .concurrency_limit
+                .unwrap_or(checked.config.server.backend_share());
             served.insert(
                 backend.name.clone(),
                 Served {
@@ -127,6 +130,8 @@ impl App {
                         .get(&backend.name)
                         .cloned()
                         .unwrap_or_default(),
+                    slots: Arc::new(tokio::sync::Semaphore::new(limit)),
+                    concurrency_limit: limit,
                 },
             );
         }

@@ -12,6 +12,7 @@ pub const UPSTREAM_REQUESTS_TOTAL: &str = "teamgate_upstream_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "teamgate_request_duration_seconds";
 pub const UPSTREAM_DURATION_SECONDS: &str = "teamgate_upstream_request_duration_seconds";
 pub const CONFIG_INFO: &str = "teamgate_config_info";
+pub const BACKEND_SHED_TOTAL: &str = "teamgate_backend_shed_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "teamgate_config_reloads_total";
 
 /// Seconds: from a cache hit (sub-millisecond) to a vendor at its timeout.
@@ -55,6 +56,7 @@ pub struct Metrics {
     upstream_duration: HistogramVec,
     config_info: IntGaugeVec,
     reloads: IntCounterVec,
+    backend_shed: IntCounterVec,
 }
 
 impl Metrics {
@@ -110,6 +112,14 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let backend_shed = IntCounterVec::new(
+            Opts::new(
+                BACKEND_SHED_TOTAL,
+                "Calls refused because their backend had its concurrency limit in flight.",
+            ),
+            &["backend"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream.clone()),
@@ -117,6 +127,7 @@ impl Metrics {
             Box::new(upstream_duration.clone()),
             Box::new(config_info.clone()),
             Box::new(reloads.clone()),
+            Box::new(backend_shed.clone()),
         ] {
             registry
                 .register(collector)
@@ -130,7 +141,13 @@ impl Metrics {
             upstream_duration,
             config_info,
             reloads,
+            backend_shed,
         }
+    }
+
+    /// A call refused by its backend's bulkhead.
+    pub fn shed(&self, backend: &str) {
+        self.backend_shed.with_label_values(&[backend]).inc();
     }
 
     /// The configuration with this hash is now in service (the only series of the gauge).

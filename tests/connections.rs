@@ -239,3 +239,56 @@ async fn a_declared_oversized_body_is_refused_before_any_100_continue() {
     assert!(answer.contains("payload_too_large"), "{answer}");
     assert_eq!(h.sim("grafana").request_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_backend_sheds_only_its_own_traffic() {
+    let h = support::start_configured(
+        &[
+            ("grafana", "grafana", "mappings/grafana.toml", ""),
+            ("flashcat", "flashcat", "mappings/flashcat.toml", ""),
+        ],
+        "[server]\nconcurrency_limit = 6\n[cache]\nenabled = false",
+    )
+    .await;
+    // Each backend may have half the process's slots in flight: 3.
+    h.sim("grafana")
+        .set_fault(Some(teamgate_sim::Fault::Latency(Duration::from_millis(
+            1500,
+        ))));
+    let mut stalled = Vec::new();
+    for i in 0..5 {
+        let base = h.base.clone();
+        stalled.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(base.trim_start_matches("http://"))
+                .await
+                .unwrap();
+            get(&mut stream, &format!("/v1/teams?limit={}", i + 1)).await
+        }));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let other = h.get("flashcat", "/v1/teams?limit=5").await;
+    assert_eq!(other.status, 200, "{}", other.text);
+    assert!(started.elapsed() < Duration::from_secs(1), "not held up");
+    let mut statuses = Vec::new();
+    for request in stalled {
+        let answer = request.await.unwrap().expect("answered");
+        statuses.push(answer[9..12].to_string());
+        if answer.starts_with("HTTP/1.1 503") {
+            assert!(
+                answer.to_ascii_lowercase().contains("retry-after: 1"),
+                "{answer}"
+            );
+            assert!(answer.contains("backend `grafana`"), "{answer}");
+        }
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["200", "200", "200", "503", "503"]);
+    assert!(
+        h.metrics
+            .render()
+            .contains("teamgate_backend_shed_total{backend=\"grafana\"} 2"),
+        "shed calls are counted by backend"
+    );
+}

@@ -23,6 +23,10 @@ pub struct Served {
     pub forward_credential: bool,
     /// A digest of the mapping text in service, to tell what a reload changes.
     pub mapping_digest: String,
+    /// The backend's bulkhead: calls in flight to it at most (kept across reloads).
+    pub slots: Arc<tokio::sync::Semaphore>,
+    /// The size of `slots`.
+    pub concurrency_limit: usize,
 }
 
 /// What a reload did.

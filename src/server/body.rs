@@ -1,5 +1,5 @@
 //! The body stage: reads the request body whole, up to the configured limit (413 past it, and
-//! at once when `Content-Length` declares more: no `100 Continue` is granted), within the
+//! at once when a client waiting for `100 Continue` declares more: none is granted), within the
 //! body timeout (408), and refuses a body that is not JSON (415). The stages below see
 //! `Request<Bytes>`.
 //!
@@ -73,7 +73,12 @@ where
         let BodyLayer { max_bytes, timeout } = self.limits;
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            if declared_length(&parts.headers).is_some_and(|n| n > max_bytes as u64) {
+            // A client that waits for `100 Continue` is refused before it sends a byte; one
+            // already sending is read (and its excess dropped, up to a bound) so that it gets
+            // the answer instead of a reset.
+            let declared = declared_length(&parts.headers).unwrap_or(0);
+            let waits = expects_continue(&parts.headers);
+            if declared > max_bytes as u64 && (waits || declared > (max_bytes + DRAIN_MAX) as u64) {
                 return Err(too_large(max_bytes));
             }
             let bytes = tokio::time::timeout(timeout, read_bounded(body, max_bytes))
@@ -107,6 +112,14 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// `Expect: 100-continue`: the client sends the body only once told to.
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
 }
 
 fn too_large(max: usize) -> Error {

@@ -4,7 +4,8 @@
 //! ```text
 //! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
 //!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
-//!   → concurrency limit → request timeout → canonical router → read cache → mapping engine
+//!   → concurrency limit → request timeout → canonical router → read cache
+//!   → per-backend bulkhead → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
 //!
@@ -33,6 +34,7 @@ use crate::cache::{CacheLayer, ReadCache};
 use crate::config::ServerLimits;
 use crate::error::{Error, ErrorCode, Origin};
 use crate::health::Health;
+use crate::mapping::bulkhead::BulkheadLayer;
 use crate::mapping::registry::Backends;
 use crate::mapping::service::Engine;
 use crate::metrics::Metrics;
@@ -53,7 +55,7 @@ pub fn build(
         .layer(TraceLayer)
         .layer(MetricsLayer::new(metrics.clone()))
         .layer(BodyLayer::new(limits.max_body_bytes, limits.body_timeout))
-        .layer(AdminLayer::new(backends.clone(), metrics, health))
+        .layer(AdminLayer::new(backends.clone(), metrics.clone(), health))
         .map_err(shed_or_timed_out)
         // Refuse at once rather than queue without bound when every slot is busy.
         .load_shed()
@@ -64,6 +66,8 @@ pub fn build(
         .layer(RouterLayer::new(backends.clone()))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
+        // Each backend's own budget of calls in flight.
+        .layer(BulkheadLayer::new(backends.clone(), metrics.clone()))
         .service(Engine::new(backends));
     BoxCloneSyncService::new(stack)
 }
