@@ -11,9 +11,10 @@
 //! the webpki roots, a bound on the answer's size. Tests put a `tower::service_fn` of their
 //! own in its place.
 //!
-//! Retries: only a GET whose connection could not be established is tried again (once); no
-//! byte of it reached the vendor, so this can neither duplicate nor lose a write. Anything
-//! else is answered as it failed: a write is never retried blindly.
+//! Retries: only a GET is tried again, once, and only when no answer came back because the
+//! connection could not be made or broke (a pooled connection the vendor had closed, say): a
+//! read is safe to repeat. Anything else is answered as it failed: a write is never retried
+//! blindly, and a timeout is not repeated (the caller's deadline is already spent).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,7 +69,7 @@ pub type Upstream = BoxCloneSyncService<UpstreamRequest, UpstreamResponse, Upstr
 /// `max_body` bytes fail.
 pub fn client(timeout: Duration, max_body: usize) -> Upstream {
     let stack = ServiceBuilder::new()
-        .retry(ConnectRetry { left: 1 })
+        .retry(ReadRetry { left: 1 })
         .map_err(timed_out_or_failed)
         .timeout(timeout)
         .service(HyperClient::new(timeout, max_body));
@@ -84,13 +85,13 @@ fn timed_out_or_failed(e: BoxError) -> UpstreamError {
     }
 }
 
-/// Sends a GET once more when its connection could not be established.
+/// Sends a GET once more when no answer came back for a reason other than time.
 #[derive(Clone)]
-struct ConnectRetry {
+struct ReadRetry {
     left: usize,
 }
 
-impl tower::retry::Policy<UpstreamRequest, UpstreamResponse, UpstreamError> for ConnectRetry {
+impl tower::retry::Policy<UpstreamRequest, UpstreamResponse, UpstreamError> for ReadRetry {
     type Future = std::future::Ready<()>;
 
     fn retry(
@@ -98,8 +99,11 @@ impl tower::retry::Policy<UpstreamRequest, UpstreamResponse, UpstreamError> for 
         request: &mut UpstreamRequest,
         result: &mut Result<UpstreamResponse, UpstreamError>,
     ) -> Option<Self::Future> {
-        let unsent = matches!(result, Err(UpstreamError::Connect));
-        if unsent && request.method == Method::GET && self.left > 0 {
+        let unanswered = matches!(
+            result,
+            Err(UpstreamError::Connect | UpstreamError::Transport)
+        );
+        if unanswered && request.method == Method::GET && self.left > 0 {
             self.left -= 1;
             Some(std::future::ready(()))
         } else {
@@ -229,16 +233,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_an_unconnected_get_is_sent_again_and_only_once() {
+    async fn only_an_unanswered_get_is_sent_again_and_only_once() {
         for (method, error, expected) in [
             (Method::GET, UpstreamError::Connect, 2),
+            (Method::GET, UpstreamError::Transport, 2),
             (Method::POST, UpstreamError::Connect, 1),
-            (Method::GET, UpstreamError::Transport, 1),
+            (Method::PATCH, UpstreamError::Transport, 1),
             (Method::GET, UpstreamError::Timeout, 1),
+            (Method::GET, UpstreamError::TooLarge, 1),
         ] {
             let (inner, calls) = counting(error);
             let service = ServiceBuilder::new()
-                .retry(ConnectRetry { left: 1 })
+                .retry(ReadRetry { left: 1 })
                 .service(inner);
             let result = service.oneshot(request(method.clone())).await;
             assert_eq!(result.unwrap_err(), error);

@@ -263,7 +263,7 @@ async fn run(mapping: &Arc<Mapping>, file: &Path) -> Vec<String> {
             if let Some(expected) = &fixture.expect.body {
                 subset(
                     expected,
-                    answer.body.as_ref().unwrap_or(&Value::Null),
+                    &answer.json().unwrap_or(Value::Null),
                     "$",
                     &mut problems,
                 );
@@ -277,7 +277,8 @@ async fn run(mapping: &Arc<Mapping>, file: &Path) -> Vec<String> {
             if fixture.expect.code.is_some() {
                 problems.push(format!(
                     "expected problem {:?}, got success {:?}",
-                    fixture.expect.code, answer.body
+                    fixture.expect.code,
+                    answer.json()
                 ));
             }
         }

@@ -180,14 +180,17 @@ where
     }
 }
 
+/// Bytes an entry holds besides its key and body: moka's node (its access and write order
+/// queues, expiry timer, hash table slot, the key's own copy), our entry and its ETag, and the
+/// allocator's share. Measured: with small entries (a 100-byte key and body), resident memory
+/// grew by about 1 KB per entry.
+const ENTRY_OVERHEAD: usize = 1024;
+
 fn answer(key: &str, response: CanonicalResponse, policy: CachePolicy) -> CachedAnswer {
-    let body_len = response
-        .body
-        .as_ref()
-        .map(|b| b.to_string().len())
-        .unwrap_or(0);
-    // What the entry costs in memory, roughly: key, serialized body, bookkeeping.
-    let weight = (key.len() + body_len + 128).min(u32::MAX as usize) as u32;
+    let body_len = response.body.as_ref().map(|b| b.len()).unwrap_or(0);
+    // What the entry holds: the key, the encoded body (as it is sent), bookkeeping (the
+    // entry, the ETag, moka's own node).
+    let weight = (key.len() + body_len + ENTRY_OVERHEAD).min(u32::MAX as usize) as u32;
     CachedAnswer {
         etag: etag(&response),
         response,

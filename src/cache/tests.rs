@@ -116,7 +116,7 @@ fn status(answer: &Answer) -> &str {
 
 /// The canonical body of a successful answer.
 fn body(answer: Answer) -> serde_json::Value {
-    answer.unwrap().response.body.unwrap()
+    answer.unwrap().response.json().unwrap()
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,6 +10,7 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 /// The canonical operations.
@@ -117,22 +118,32 @@ impl CanonicalRequest {
     }
 }
 
-/// A canonical success.
+/// A canonical success. The body is the canonical JSON already encoded: it is encoded once,
+/// when the answer is made, and then cached and sent as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CanonicalResponse {
     pub status: u16,
-    pub body: Option<Value>,
+    pub body: Option<Bytes>,
     /// For 201: the canonical URL of the created resource.
     pub location: Option<String>,
 }
 
 impl CanonicalResponse {
     pub fn ok(body: Value) -> Self {
+        CanonicalResponse::with_status(200, body)
+    }
+
+    pub fn with_status(status: u16, body: Value) -> Self {
         CanonicalResponse {
-            status: 200,
-            body: Some(body),
+            status,
+            body: Some(Bytes::from(body.to_string())),
             location: None,
         }
+    }
+
+    /// The body as JSON (for callers inside teamgate that read an answer, and tests).
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(self.body.as_ref()?).ok()
     }
 
     pub fn no_content() -> Self {

@@ -18,9 +18,10 @@ pub fn reply(reply: Reply) -> Response<Body> {
     let mut answer = if not_modified {
         empty(StatusCode::NOT_MODIFIED)
     } else {
-        match &response.body {
-            Some(body) => json(response.status, body),
-            None => empty(StatusCode::from_u16(response.status).unwrap_or(StatusCode::NO_CONTENT)),
+        let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+        match response.body {
+            Some(body) => encoded_json(status, body),
+            None => empty(status),
         }
     };
     let headers = answer.headers_mut();
@@ -38,6 +39,17 @@ pub fn reply(reply: Reply) -> Response<Body> {
         }
     }
     answer
+}
+
+/// A JSON body that is already encoded (a canonical answer, possibly from the cache).
+fn encoded_json(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 pub fn json(status: u16, body: &Value) -> Response<Body> {

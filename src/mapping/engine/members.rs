@@ -61,11 +61,7 @@ impl Backend {
         } else {
             201
         };
-        Ok(CanonicalResponse {
-            status,
-            body: Some(member),
-            location: None,
-        })
+        Ok(CanonicalResponse::with_status(status, member))
     }
 
     pub(super) async fn remove_member(
@@ -157,7 +153,7 @@ impl Backend {
             .list(self.plan(via)?, &lookup, &mut ctx, caller)
             .await?;
         answer
-            .body
+            .json()
             .as_ref()
             .and_then(|b| b["users"].as_array())
             .and_then(|users| users.first())

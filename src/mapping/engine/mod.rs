@@ -185,11 +185,9 @@ impl Backend {
                 let location = team["id"]
                     .as_str()
                     .map(|id| format!("/v1/teams/{}", encode_component(id)));
-                Ok(CanonicalResponse {
-                    status: 201,
-                    body: Some(team),
-                    location,
-                })
+                let mut created = CanonicalResponse::with_status(201, team);
+                created.location = location;
+                Ok(created)
             }
             Operation::UpdateTeam => {
                 let _guard = self.lock_team(req).await;
