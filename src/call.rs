@@ -63,6 +63,8 @@ pub struct Call {
     pub policy: CachePolicy,
     /// The caller's W3C trace context (or a new one), carried into the vendor calls.
     pub trace: Option<TraceContext>,
+    /// The caller's `Idempotency-Key`, on the writes that take one.
+    pub idempotency_key: Option<String>,
 }
 
 /// A W3C trace context (`traceparent`, `tracestate`): the caller's, or a new root, so that

@@ -52,6 +52,7 @@ struct RawServer {
     header_read_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    idempotency_window_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +99,8 @@ pub struct ServerLimits {
     pub body_timeout: Duration,
     /// Open client connections at most; past it, new ones wait in the listen backlog.
     pub max_connections: usize,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_window: Duration,
 }
 
 impl ServerLimits {
@@ -517,6 +520,12 @@ pub fn check_source(
                 .clamp(100, 600_000),
         ),
         max_connections: raw.server.max_connections.unwrap_or(4096).clamp(1, 1 << 20),
+        idempotency_window: Duration::from_millis(
+            raw.server
+                .idempotency_window_ms
+                .unwrap_or(86_400_000)
+                .clamp(1_000, 7 * 86_400_000),
+        ),
     };
     // Every mapping file once, however many backends share it.
     let mut mappings = BTreeMap::new();

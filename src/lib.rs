@@ -13,6 +13,7 @@
 //! - [`upstream`]: the client that carries vendor requests, as a tower service.
 //! - [`mapping`]: mapping files, compiled once; the engine that runs them; the registry of
 //!   configured backends.
+//! - [`idempotency`]: the `Idempotency-Key` stage (writes that are safe to retry).
 //! - [`cache`]: the read cache stage (canonical keys, invalidation by writes, single flight).
 //! - [`config`]: `config.toml` and the start-up check behind `teamgate check`.
 //! - [`openapi`]: the OpenAPI 3.1 description of the canonical API (`GET /openapi.json`).
@@ -32,6 +33,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod mapping;
 pub mod metrics;
 pub mod openapi;

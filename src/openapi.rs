@@ -229,12 +229,16 @@ fn operation(op: Operation, path: &str) -> Value {
         parameters.push(parameter_ref("If-None-Match"));
         parameters.push(parameter_ref("Cache-Control"));
     }
+    if matches!(op, Operation::CreateTeam | Operation::AddMember) {
+        parameters.push(parameter_ref("Idempotency-Key"));
+    }
     let mut responses = Map::new();
     for (status, description, schema) in successes(op) {
         let mut headers = Map::new();
         headers.insert("X-Request-Id".into(), header_ref("X-Request-Id"));
         if op == Operation::CreateTeam {
             headers.insert("Location".into(), header_ref("Location"));
+            headers.insert("Teamgate-Partial".into(), header_ref("Teamgate-Partial"));
         }
         if cached(op) {
             for name in ["Cache-Status", "Age", "ETag"] {
@@ -544,6 +548,12 @@ fn parameters() -> Value {
             "X-Request-Id",
             "The caller's request id: kept when it is 1 to 64 visible ASCII characters, otherwise a new one is made.",
         ),
+        "Idempotency-Key": header(
+            "Idempotency-Key",
+            "1 to 255 visible ASCII characters. The same key with the same request, within the \
+             idempotency window, answers the first result without a second vendor write; with \
+             another request, 409 `conflict`.",
+        ),
         "If-None-Match": header(
             "If-None-Match",
             "Entity tags (`ETag` of an earlier answer, `W/` prefixes, lists, `*`): 304 when the cached answer matches.",
@@ -578,6 +588,10 @@ fn response_headers() -> Value {
             "description": "The created team: `/v1/teams/{id}`.",
             "required": true,
             "schema": { "type": "string", "format": "uri-reference" },
+        },
+        "Teamgate-Partial": {
+            "description": "The team was created but reading it back failed: the answer holds its id and the fields sent, the rest null.",
+            "schema": { "type": "string" },
         },
         "Retry-After": {
             "description": "Seconds to wait before trying again, when the vendor said (RFC 9110).",

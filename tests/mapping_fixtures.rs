@@ -73,6 +73,9 @@ struct Expect {
     body: Option<Value>,
     code: Option<String>,
     location: Option<String>,
+    /// Whether the answer is marked partial (absent: it must not be).
+    #[serde(default)]
+    partial: bool,
 }
 
 /// Plays the exchanges in order and records what it was asked.
@@ -267,6 +270,12 @@ async fn run(mapping: &Arc<Mapping>, file: &Path) -> Vec<String> {
                     "$",
                     &mut problems,
                 );
+            }
+            if answer.partial != fixture.expect.partial {
+                problems.push(format!(
+                    "partial {} != {}",
+                    answer.partial, fixture.expect.partial
+                ));
             }
             if fixture.expect.location.is_some() && answer.location != fixture.expect.location {
                 problems.push(format!(

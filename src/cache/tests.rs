@@ -47,6 +47,7 @@ fn call(backend: &Arc<Backend>, op: Operation, team: &str) -> Call {
         directives: Directives::default(),
         policy: POLICY,
         trace: None,
+        idempotency_key: None,
     }
 }
 

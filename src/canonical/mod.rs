@@ -126,6 +126,9 @@ pub struct CanonicalResponse {
     pub body: Option<Bytes>,
     /// For 201: the canonical URL of the created resource.
     pub location: Option<String>,
+    /// Only part of the resource is known (a create whose follow-up read failed): the answer
+    /// says so in `Teamgate-Partial`.
+    pub partial: bool,
 }
 
 impl CanonicalResponse {
@@ -138,6 +141,7 @@ impl CanonicalResponse {
             status,
             body: Some(Bytes::from(body.to_string())),
             location: None,
+            partial: false,
         }
     }
 
@@ -151,6 +155,7 @@ impl CanonicalResponse {
             status: 204,
             body: None,
             location: None,
+            partial: false,
         }
     }
 }

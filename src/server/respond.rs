@@ -25,6 +25,12 @@ pub fn reply(reply: Reply) -> Response<Body> {
         }
     };
     let headers = answer.headers_mut();
+    if response.partial {
+        headers.insert(
+            "teamgate-partial",
+            HeaderValue::from_static("the follow-up read failed; unknown fields are null"),
+        );
+    }
     if let Some(location) = response
         .location
         .and_then(|l| HeaderValue::from_str(&l).ok())

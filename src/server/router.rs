@@ -26,6 +26,8 @@ use crate::mapping::registry::{Backends, Served};
 pub const BACKEND_HEADER: &str = "teamgate-backend";
 /// The vendor credential, on backends configured with `forward_credential = true`.
 pub const CREDENTIAL_HEADER: &str = "teamgate-upstream-credential";
+/// Makes a POST safe to retry (see [`crate::idempotency`]).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 #[derive(Clone)]
 pub struct RouterLayer {
@@ -105,6 +107,7 @@ impl<S> RouterService<S> {
         span.record("backend", backend.name.as_str());
         let fail = |e: Error| e.during(op.name()).with_backend(&backend.name);
         let credential = forwarded_credential(req, &served).map_err(fail)?;
+        let idempotency_key = idempotency_key(req).map_err(fail)?;
         request.input = input(op, req.body()).map_err(fail)?;
         let partition = match &credential {
             Some(credential) => backend.fingerprint(credential),
@@ -118,6 +121,7 @@ impl<S> RouterService<S> {
             directives: directives(req),
             policy: served.policy,
             trace: req.extensions().get::<TraceContext>().cloned(),
+            idempotency_key,
         })))
     }
 
@@ -183,6 +187,19 @@ fn forwarded_credential<B>(req: &Request<B>, served: &Served) -> Result<Option<S
                 ),
             )
         })
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+fn idempotency_key<B>(req: &Request<B>) -> Result<Option<String>, Error> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.len() <= 255 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|v| Some(v.to_string()))
+        .ok_or_else(|| Error::invalid("Idempotency-Key must be 1 to 255 visible ASCII characters"))
 }
 
 /// The operation's validated input: the JSON body of the operations that take one.

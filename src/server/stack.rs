@@ -4,8 +4,8 @@
 //! ```text
 //! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
 //!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
-//!   → concurrency limit → request timeout → canonical router → read cache
-//!   → per-backend bulkhead → mapping engine
+//!   → concurrency limit → canonical router → idempotency keys → read cache
+//!   → request timeout → per-backend bulkhead → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
 //!
@@ -34,6 +34,7 @@ use crate::cache::{CacheLayer, ReadCache};
 use crate::config::ServerLimits;
 use crate::error::{Error, ErrorCode, Origin};
 use crate::health::Health;
+use crate::idempotency::{Idempotency, IdempotencyLayer};
 use crate::mapping::bulkhead::BulkheadLayer;
 use crate::mapping::registry::Backends;
 use crate::mapping::service::Engine;
@@ -61,18 +62,26 @@ pub fn build(
         .load_shed()
         // Clones share one semaphore, so this bounds the whole process.
         .concurrency_limit(limits.concurrency_limit)
-        // A whole canonical request, all its upstream steps included.
-        .timeout(limits.request_timeout)
         .layer(RouterLayer::new(backends.clone()))
+        // A repeated POST with its Idempotency-Key answers the first result.
+        .layer(IdempotencyLayer::new(Idempotency::new(
+            limits.idempotency_window,
+        )))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
+        .map_err(shed_or_timed_out)
+        // The vendor work of a request, all its upstream steps included. Below the cache and
+        // the idempotency keys, so that a write cut short is still seen by both (its outcome
+        // is unknown: they invalidate and remember it as such).
+        .timeout(limits.request_timeout)
         // Each backend's own budget of calls in flight.
         .layer(BulkheadLayer::new(backends.clone(), metrics.clone()))
         .service(Engine::new(backends));
     BoxCloneSyncService::new(stack)
 }
 
-/// The errors of tower's shed, limit and timeout layers, and ours passed through them.
+/// The errors of tower's shed, limit and timeout layers, and ours passed through them (the
+/// same conversion serves both places where tower's layers sit).
 fn shed_or_timed_out(error: BoxError) -> Error {
     let error = match error.downcast::<Error>() {
         Ok(ours) => return *ours,

@@ -181,12 +181,13 @@ impl Backend {
             }
             Operation::CreateTeam => {
                 self.run_steps(plan, &mut ctx, caller).await?;
-                let team = self.team_result(plan, &ctx, caller).await?;
+                let (team, partial) = self.created_team(plan, &ctx, req).await?;
                 let location = team["id"]
                     .as_str()
                     .map(|id| format!("/v1/teams/{}", encode_component(id)));
                 let mut created = CanonicalResponse::with_status(201, team);
                 created.location = location;
+                created.partial = partial;
                 Ok(created)
             }
             Operation::UpdateTeam => {

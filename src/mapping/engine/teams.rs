@@ -12,6 +12,59 @@ use crate::mapping::OperationPlan;
 impl Backend {
     /// The answer of a create or update: the follow-up operation's team, or the team in the
     /// vendor's own answer.
+    /// The team a create made. The vendor has committed it by now: when only the follow-up
+    /// read fails, the answer is still the created team — its id and the fields the caller
+    /// sent, the rest null — marked partial, never an error a client would retry.
+    pub(super) async fn created_team(
+        &self,
+        plan: &OperationPlan,
+        ctx: &Ctx,
+        req: &CanonicalRequest,
+    ) -> Result<(Value, bool), Error> {
+        let Some(id) = self.new_team_id(plan, ctx) else {
+            return Ok((self.team_result(plan, ctx, req.op).await?, false));
+        };
+        match self.team_result(plan, ctx, req.op).await {
+            Ok(team) => Ok((team, false)),
+            Err(error) => {
+                tracing::warn!(
+                    backend = %self.name,
+                    code = error.code.as_str(),
+                    "A team was created but reading it back failed; answering what is known"
+                );
+                let mut team = Map::new();
+                for field in TEAM_FIELDS {
+                    let known = match *field {
+                        "id" => Value::String(id.clone()),
+                        _ => req.input.get(*field).cloned().unwrap_or(Value::Null),
+                    };
+                    team.insert((*field).to_string(), known);
+                }
+                team.remove("members");
+                team.insert("backend".into(), Value::String(self.name.clone()));
+                team.insert("vendor".into(), Value::Null);
+                Ok((Value::Object(team), true))
+            }
+        }
+    }
+
+    /// The id in the vendor's answer to a create that declares a follow-up read.
+    fn new_team_id(&self, plan: &OperationPlan, ctx: &Ctx) -> Option<String> {
+        if plan.then != Some(Operation::GetTeam) {
+            return None;
+        }
+        plan.id
+            .as_ref()?
+            .eval(ctx)
+            .ok()
+            .flatten()
+            .and_then(|v| match v {
+                Value::String(s) => Some(s),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    }
+
     pub(super) async fn team_result(
         &self,
         plan: &OperationPlan,
@@ -19,16 +72,9 @@ impl Backend {
         caller: Operation,
     ) -> Result<Value, Error> {
         match (plan.then, &plan.id) {
-            (Some(Operation::GetTeam), Some(id_expr)) => {
-                let id = id_expr
-                    .eval(ctx)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| match v {
-                        Value::String(s) => Some(s),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
+            (Some(Operation::GetTeam), Some(_)) => {
+                let id = self
+                    .new_team_id(plan, ctx)
                     .ok_or_else(|| bad_answer("the answer has no team id"))?;
                 let mut get = CanonicalRequest::new(Operation::GetTeam);
                 get.team_id = Some(id);
