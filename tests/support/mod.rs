@@ -35,6 +35,18 @@ pub struct Harness {
     _stop: oneshot::Sender<()>,
 }
 
+impl Drop for Harness {
+    /// Nor does any metric, whatever the test did.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                !self.metrics.render().contains(CREDENTIAL),
+                "the vendor credential in /metrics"
+            );
+        }
+    }
+}
+
 /// An answer from the proxy.
 #[derive(Debug)]
 pub struct Answer {
@@ -148,6 +160,12 @@ impl Harness {
         let bytes = body.collect().await.unwrap().to_bytes();
         openapi::check(&method, &path, parts.status, &parts.headers, &bytes);
         let text = String::from_utf8_lossy(&bytes).into_owned();
+        // No answer, in any test, carries the vendor credential.
+        let headers = format!("{:?}", parts.headers);
+        assert!(
+            !text.contains(CREDENTIAL) && !headers.contains(CREDENTIAL),
+            "the vendor credential in an answer to {method} {path}: {text}"
+        );
         Answer {
             status: parts.status,
             headers: parts.headers,
