@@ -32,6 +32,28 @@ struct RawConfig {
     #[serde(default)]
     cache: RawCache,
     backends: BTreeMap<String, Spanned<RawBackend>>,
+    #[serde(default)]
+    callers: Vec<Spanned<RawCaller>>,
+}
+
+/// `[[callers]]`: an API key (as its SHA-256 in hex), the backends and accesses it is given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaller {
+    name: String,
+    key_sha256: String,
+    #[serde(default = "all_backends")]
+    backends: Vec<String>,
+    #[serde(default = "read_and_write")]
+    access: Vec<String>,
+}
+
+fn all_backends() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn read_and_write() -> Vec<String> {
+    vec!["read".into(), "write".into()]
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +167,8 @@ pub struct Config {
     pub server: ServerLimits,
     pub cache: CacheSettings,
     pub backends: Vec<BackendConfig>,
+    /// `[[callers]]`; empty: no caller authentication.
+    pub callers: crate::callers::Callers,
 }
 
 /// A configuration with every mapping it names, compiled.
@@ -527,6 +551,53 @@ pub fn check_source(
                 .clamp(1_000, 7 * 86_400_000),
         ),
     };
+    let mut callers = Vec::new();
+    for spanned in &raw.callers {
+        let at = spanned.span().start;
+        let c = spanned.get_ref();
+        let digest: Option<Vec<u8>> = (c.key_sha256.len() == 64)
+            .then(|| {
+                (0..32)
+                    .map(|i| u8::from_str_radix(&c.key_sha256[2 * i..2 * i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        let Some(digest) = digest else {
+            error(
+                at,
+                format!(
+                    "callers `{}`: key_sha256 must be 64 hex digits (the SHA-256 of the key)",
+                    c.name
+                ),
+            );
+            continue;
+        };
+        for b in &c.backends {
+            if b != "*" && !raw.backends.contains_key(b) {
+                error(
+                    at,
+                    format!("callers `{}`: backend `{b}` is not configured", c.name),
+                );
+            }
+        }
+        for a in &c.access {
+            if a != "read" && a != "write" {
+                error(
+                    at,
+                    format!("callers `{}`: access `{a}` is not read or write", c.name),
+                );
+            }
+        }
+        let mut key_sha256 = [0u8; 32];
+        key_sha256.copy_from_slice(&digest);
+        callers.push(crate::callers::Caller {
+            name: c.name.clone(),
+            key_sha256,
+            backends: c.backends.clone(),
+            read: c.access.iter().any(|a| a == "read"),
+            write: c.access.iter().any(|a| a == "write"),
+        });
+    }
     // Every mapping file once, however many backends share it.
     let mut mappings = BTreeMap::new();
     let mut mapping_digests = BTreeMap::new();
@@ -580,6 +651,7 @@ pub fn check_source(
                     .clamp(1 << 10, 1 << 40),
             },
             backends,
+            callers: crate::callers::Callers::new(callers),
         },
         mappings,
     })

@@ -7,6 +7,7 @@
 //! - [`error`]: the one error type — canonical code, origin, retryability, vendor detail.
 //! - [`metrics`]: Prometheus metric names and the registry.
 //! - [`redact`]: the one redaction step for vendor text on its way to an answer or a log.
+//! - [`callers`]: optional caller authentication (`[[callers]]` API keys, stored hashed).
 //! - [`canonical`]: the canonical API v1 — operations, routing, validation, cursors.
 //! - [`call`]: a routed request on its way to a backend, and its reply (shared by the cache
 //!   and the engine).
@@ -28,6 +29,7 @@
 
 pub mod cache;
 pub mod call;
+pub mod callers;
 pub mod canonical;
 pub mod config;
 pub mod embedded;
@@ -66,6 +68,7 @@ pub struct App {
     /// Embedded vendors by backend name; they stop when the app is dropped.
     pub embedded: BTreeMap<String, EmbeddedVendor>,
     limits: config::ServerLimits,
+    callers: Arc<callers::Callers>,
     /// The embedded vendor kinds this app was built with, for reloads to check against.
     embedded_kinds: Vec<&'static str>,
 }
@@ -157,6 +160,7 @@ impl App {
             cache,
             embedded,
             limits: checked.config.server.clone(),
+            callers: Arc::new(checked.config.callers.clone()),
             embedded_kinds: vendors.kinds().to_vec(),
         })
     }
@@ -182,6 +186,7 @@ impl App {
             self.cache.clone(),
             self.metrics.clone(),
             self.health.clone(),
+            self.callers.clone(),
             &self.limits,
         );
         server::serve(listener, service, &self.limits, &self.health, shutdown).await;

@@ -185,3 +185,98 @@ async fn traceparent_reaches_the_vendor_with_the_callers_trace_id() {
         "{sent}"
     );
 }
+
+/// `[[callers]]`: API keys stored as SHA-256, each given backends and read/write. No key or an
+/// unknown one is 401, a key without the backend or the access is 403; probes stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_callers_need_their_key_and_keep_to_their_grants() {
+    let hex = |key: &str| {
+        teamgate::callers::sha256(key)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let top = format!(
+        "[[callers]]\nname = \"dashboard\"\nkey_sha256 = \"{}\"\nbackends = [\"grafana\"]\naccess = [\"read\"]\n\n[[callers]]\nname = \"provisioner\"\nkey_sha256 = \"{}\"\n",
+        hex("dashboard-key-0123456789"),
+        hex("provisioner-key-9876543210")
+    );
+    let h = support::start_configured(
+        &[
+            ("grafana", "grafana", "mappings/grafana.toml", ""),
+            ("flashcat", "flashcat", "mappings/flashcat.toml", ""),
+        ],
+        &top,
+    )
+    .await;
+    let bearer = |key: &str| format!("Bearer {key}");
+    let none = h.get_with("grafana", "/v1/teams", &[]).await;
+    assert_eq!(
+        (none.status.as_u16(), none.code()),
+        (401, "unauthenticated")
+    );
+    let wrong = h
+        .get_with(
+            "grafana",
+            "/v1/teams",
+            &[("authorization", &bearer("guess"))],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let read = h
+        .get_with(
+            "grafana",
+            "/v1/teams",
+            &[("authorization", &bearer("dashboard-key-0123456789"))],
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    let elsewhere = h
+        .get_with(
+            "flashcat",
+            "/v1/teams",
+            &[("authorization", &bearer("dashboard-key-0123456789"))],
+        )
+        .await;
+    assert_eq!(
+        (elsewhere.status.as_u16(), elsewhere.code()),
+        (403, "forbidden")
+    );
+    let write = h
+        .send(
+            http::Request::post(format!("{}/v1/teams", h.base))
+                .header("teamgate-backend", "grafana")
+                .header("content-type", "application/json")
+                .header("authorization", bearer("dashboard-key-0123456789"))
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    r#"{"name":"Nope"}"#,
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!((write.status.as_u16(), write.code()), (403, "forbidden"));
+    let provisioned = h
+        .send(
+            http::Request::post(format!("{}/v1/teams", h.base))
+                .header("teamgate-backend", "flashcat")
+                .header("content-type", "application/json")
+                .header("authorization", bearer("provisioner-key-9876543210"))
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    r#"{"name":"Allowed"}"#,
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(provisioned.status, 201, "{}", provisioned.text);
+    assert_eq!(h.get_with("grafana", "/healthz", &[]).await.status, 200);
+    assert_eq!(h.get_with("grafana", "/metrics", &[]).await.status, 200);
+    assert_eq!(
+        h.sim("grafana")
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count(),
+        0,
+        "a refused caller reaches no vendor"
+    );
+}

@@ -17,6 +17,7 @@ use tower::{Layer, Service};
 use super::measure::Labels;
 use super::respond::{self, Body};
 use crate::call::{Call, Directives, Reply, Secret, TraceContext};
+use crate::callers::Callers;
 use crate::canonical::route::{route, Route};
 use crate::canonical::validate::{self, TeamWrite};
 use crate::canonical::Operation;
@@ -32,11 +33,12 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 #[derive(Clone)]
 pub struct RouterLayer {
     backends: Arc<Backends>,
+    callers: Arc<Callers>,
 }
 
 impl RouterLayer {
-    pub fn new(backends: Arc<Backends>) -> Self {
-        RouterLayer { backends }
+    pub fn new(backends: Arc<Backends>, callers: Arc<Callers>) -> Self {
+        RouterLayer { backends, callers }
     }
 }
 
@@ -47,6 +49,7 @@ impl<S> Layer<S> for RouterLayer {
         RouterService {
             inner,
             backends: self.backends.clone(),
+            callers: self.callers.clone(),
         }
     }
 }
@@ -55,6 +58,7 @@ impl<S> Layer<S> for RouterLayer {
 pub struct RouterService<S> {
     inner: S,
     backends: Arc<Backends>,
+    callers: Arc<Callers>,
 }
 
 impl<S> Service<Request<Bytes>> for RouterService<S>
@@ -106,6 +110,9 @@ impl<S> RouterService<S> {
         let backend = &served.backend;
         span.record("backend", backend.name.as_str());
         let fail = |e: Error| e.during(op.name()).with_backend(&backend.name);
+        self.callers
+            .authorize(req.headers(), &backend.name, op)
+            .map_err(fail)?;
         let credential = forwarded_credential(req, &served).map_err(fail)?;
         let idempotency_key = idempotency_key(req).map_err(fail)?;
         request.input = input(op, req.body()).map_err(fail)?;

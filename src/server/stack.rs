@@ -31,6 +31,7 @@ use super::respond::Body;
 use super::router::RouterLayer;
 use super::trace::TraceLayer;
 use crate::cache::{CacheLayer, ReadCache};
+use crate::callers::Callers;
 use crate::config::ServerLimits;
 use crate::error::{Error, ErrorCode, Origin};
 use crate::health::Health;
@@ -48,6 +49,7 @@ pub fn build(
     cache: Arc<ReadCache>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    callers: Arc<Callers>,
     limits: &ServerLimits,
 ) -> HttpService {
     let stack = ServiceBuilder::new()
@@ -62,7 +64,7 @@ pub fn build(
         .load_shed()
         // Clones share one semaphore, so this bounds the whole process.
         .concurrency_limit(limits.concurrency_limit)
-        .layer(RouterLayer::new(backends.clone()))
+        .layer(RouterLayer::new(backends.clone(), callers))
         // A repeated POST with its Idempotency-Key answers the first result.
         .layer(IdempotencyLayer::new(Idempotency::new(
             limits.idempotency_window,
