@@ -23,6 +23,8 @@
 //! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
 //!   simulators live in their own crate of the workspace, `sim/`; this library never
 //!   imports them).
+//! - `otlp` (the `otlp` cargo feature only): OpenTelemetry export of the tracing spans over
+//!   OTLP/HTTP.
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so the binary and every
 //! test start the proxy the same way.
@@ -39,6 +41,8 @@ pub mod idempotency;
 pub mod mapping;
 pub mod metrics;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod redact;
 pub mod server;
 pub mod upstream;

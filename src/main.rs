@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use teamgate::embedded::{EmbeddedVendor, EmbeddedVendors, StartFuture};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Identity, Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 #[derive(Parser)]
 #[command(
@@ -95,20 +97,85 @@ impl EmbeddedVendors for Simulators {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
     let command = cli.command.unwrap_or(Command::Serve {
         config: PathBuf::from("config.toml"),
         listen: None,
     });
     match command {
-        Command::Check { config, print } => check(&config, print),
-        Command::Serve { config, listen } => runtime().block_on(serve(config, listen)),
+        Command::Check { config, print } => {
+            init_logs(cli.log_format, Identity::new());
+            check(&config, print)
+        }
+        Command::Serve { config, listen } => serve_main(cli.log_format, config, listen),
         Command::Sim {
             vendor,
             listen,
             credential,
-        } => runtime().block_on(sim(vendor, listen, credential)),
+        } => {
+            init_logs(cli.log_format, Identity::new());
+            runtime().block_on(sim(vendor, listen, credential))
+        }
     }
+}
+
+/// `teamgate serve`, with the OpenTelemetry exporter when the build has the `otlp` feature
+/// and a collector is configured: its layer joins the logs, and what it still holds is sent
+/// before the process exits.
+#[cfg(feature = "otlp")]
+fn serve_main(
+    format: LogFormat,
+    config: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    let runtime = runtime();
+    // The exporter's batch task is spawned on the runtime.
+    let started = runtime.block_on(async { teamgate::otlp::start() });
+    let (exporter, failure) = match started {
+        Ok(exporter) => (exporter, None),
+        Err(e) => (None, Some(e)),
+    };
+    init_logs(format, exporter.as_ref().map(|e| e.layer()));
+    if let Some(e) = failure {
+        tracing::warn!(error = %e, "OpenTelemetry export not started");
+    }
+    if exporter.is_some() {
+        tracing::info!("Exporting spans over OTLP/HTTP");
+        if let Ok(protocol) = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            if protocol != "http/protobuf" {
+                tracing::warn!(%protocol, "Only OTLP http/protobuf is built in; using it");
+            }
+        }
+    }
+    let code = runtime.block_on(serve(config, listen));
+    // From this thread, not a worker: the batch task, on the workers, sends the rest.
+    if let Some(exporter) = exporter {
+        if let Err(e) = exporter.shutdown() {
+            tracing::warn!(error = %e, "OpenTelemetry export did not finish cleanly");
+        }
+    }
+    code
+}
+
+#[cfg(not(feature = "otlp"))]
+fn serve_main(
+    format: LogFormat,
+    config: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    init_logs(format, Identity::new());
+    if [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+    {
+        tracing::warn!(
+            "An OTLP endpoint is set, but this build has no OpenTelemetry export \
+             (build with --features otlp); no spans are exported"
+        );
+    }
+    runtime().block_on(serve(config, listen))
 }
 
 /// `teamgate check`: every problem of the config and its mappings, or ok (and with `print`,
@@ -141,8 +208,12 @@ fn check(config: &std::path::Path, print: bool) -> ExitCode {
     }
 }
 
-/// Logs go to stderr. The level comes from `TEAMGATE_LOG`, else `RUST_LOG`, else `info`.
-fn init_logs(format: LogFormat) {
+/// Logs go to stderr. The level comes from `TEAMGATE_LOG`, else `RUST_LOG`, else `info`; it
+/// filters `exporter` (the OpenTelemetry layer, or nothing) too.
+fn init_logs<L>(format: LogFormat, exporter: L)
+where
+    L: Layer<Layered<EnvFilter, Registry>> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_env("TEAMGATE_LOG")
         .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -151,20 +222,23 @@ fn init_logs(format: LogFormat) {
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if json {
         // One object a line: the event's fields at the top, the request span's fields
         // (request id, trace id, operation, backend) under `span`.
         logs.json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .init();
+            .boxed()
     } else {
-        logs.with_ansi(std::io::stderr().is_terminal()).init();
-    }
+        logs.with_ansi(std::io::stderr().is_terminal()).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(exporter)
+        .with(logs)
+        .init();
 }
 
 fn runtime() -> tokio::runtime::Runtime {

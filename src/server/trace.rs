@@ -4,7 +4,8 @@
 //!
 //! The request's W3C trace context (`traceparent`, `tracestate`) is read here, or a new one
 //! started; its trace id goes on the span, and the context into the request's extensions, so
-//! that the vendor calls made for the request carry it.
+//! that the vendor calls made for the request carry it. With the `otlp` feature and an
+//! exporter running, the exported span continues that trace (`crate::otlp::attach`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,9 +51,11 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let trace = header("traceparent")
-            .and_then(|parent| TraceContext::parse(parent, header("tracestate")))
-            .unwrap_or_else(TraceContext::new_root);
+        let caller = header("traceparent")
+            .and_then(|parent| TraceContext::parse(parent, header("tracestate")));
+        #[cfg(feature = "otlp")]
+        let continued = caller.is_some();
+        let trace = caller.unwrap_or_else(TraceContext::new_root);
         let request_id = req
             .extensions()
             .get::<RequestId>()
@@ -61,11 +64,17 @@ where
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
-            trace_id = %trace.trace_id,
+            // Recorded below, once the trace is settled.
+            trace_id = tracing::field::Empty,
             method = %req.method(),
             operation = tracing::field::Empty,
             backend = tracing::field::Empty,
         );
+        // With the `otlp` feature, the exported span continues the caller's trace (or, a new
+        // root, gives the trace its ids).
+        #[cfg(feature = "otlp")]
+        let trace = crate::otlp::attach(&span, trace, continued);
+        span.record("trace_id", tracing::field::display(&trace.trace_id));
         req.extensions_mut().insert(trace);
         let started = Instant::now();
         // The inner call runs inside the span too: stages that work before their future is

@@ -244,9 +244,21 @@ impl Backend {
         op: Operation,
         mut request: UpstreamRequest,
     ) -> Result<UpstreamResponse, Error> {
+        let span = tracing::info_span!(
+            "upstream",
+            backend = %self.name,
+            operation = op.name(),
+            method = %request.method,
+        );
         let _ = TRACE.try_with(|trace| {
+            // With the `otlp` feature, the vendor's parent is this exported span.
+            #[cfg(feature = "otlp")]
+            let parent =
+                crate::otlp::traceparent(&span, trace).unwrap_or_else(|| trace.child_traceparent());
+            #[cfg(not(feature = "otlp"))]
+            let parent = trace.child_traceparent();
             let headers = &mut request.headers;
-            if let Ok(parent) = HeaderValue::from_str(&trace.child_traceparent()) {
+            if let Ok(parent) = HeaderValue::from_str(&parent) {
                 headers.insert("traceparent", parent);
             }
             if let Some(state) = trace.state.as_deref() {
@@ -255,12 +267,6 @@ impl Backend {
                 }
             }
         });
-        let span = tracing::info_span!(
-            "upstream",
-            backend = %self.name,
-            operation = op.name(),
-            method = %request.method,
-        );
         let started = std::time::Instant::now();
         let answer = self
             .upstream
