@@ -149,3 +149,55 @@ async fn a_create_whose_answer_is_lost_is_not_written_twice() {
         assert_eq!(teams[0]["name"], "LostAnswer", "{backend}");
     }
 }
+
+// ----- what the faults revealed, left for the proxy's owners -----------------------------------
+// These fail today; they are ignored so the suite stays green, and are the reproducers of the
+// findings reported with this change. Run them with `cargo test --test sim_faults -- --ignored`.
+
+/// An error body inside HTTP 200 that echoes the request: on Grafana a `get_team` answers 200
+/// with the echo, credential included, unredacted under `vendor` (and `id`/`name` null).
+#[tokio::test]
+#[ignore = "finding: an echo inside HTTP 200 reaches the caller unredacted under `vendor` (Grafana)"]
+async fn an_echo_inside_http_200_never_carries_the_credential_to_the_caller() {
+    for backend in BACKENDS {
+        let h = start(&[backend]).await;
+        let sim = h.sim(backend);
+        let id = h.create_team(backend, "Echo200").await;
+        sim.set_fault(Some(Fault::EchoRequest { status: 200 }));
+        for path in [format!("/v1/teams/{id}"), format!("/v1/teams/{id}/members")] {
+            let a = h.get(backend, &path).await;
+            assert!(
+                !a.text.contains(CREDENTIAL),
+                "{backend} GET {path}: {} {}",
+                a.status,
+                a.text
+            );
+        }
+        sim.set_fault(None);
+    }
+}
+
+/// A create the vendor accepted (2xx) whose body came back unreadable did happen, yet the
+/// cached list stays as it was: the next read misses the new team until the entry expires.
+#[tokio::test]
+#[ignore = "finding: a write answered 2xx with an unreadable body does not make cached reads stale"]
+async fn a_create_with_an_unreadable_answer_still_makes_the_list_stale() {
+    for backend in BACKENDS {
+        let h = start(&[backend]).await;
+        let sim = h.sim(backend);
+        let a = h.get(backend, "/v1/teams?name=Half").await;
+        assert_eq!(a.body["teams"], json!([]), "{backend}");
+        sim.set_fault_plan(Some(
+            FaultPlan::times(Fault::TruncatedJson, 1).only(Method::POST),
+        ));
+        let a = h.post(backend, "/v1/teams", json!({"name": "Half"})).await;
+        assert_eq!(a.status, 502, "{backend}: {}", a.text);
+        let a = h.get(backend, "/v1/teams?name=Half").await;
+        let teams = a.body["teams"].as_array().map_or(0, Vec::len);
+        assert_eq!(
+            teams, 1,
+            "{backend}: the created team is listed: {}",
+            a.text
+        );
+    }
+}
