@@ -77,7 +77,7 @@ enum Command {
         /// Serve the admin routes: `GET|POST /_sim/fault`, `POST /_sim/switch`.
         #[arg(long)]
         fault_admin: bool,
-        /// Turn a vendor switch on (repeatable), e.g. `errors_in_200` on flashcat.
+        /// Turn a vendor switch on (repeatable), e.g. `errors_in_200` (errors inside HTTP 200).
         #[arg(long = "switch", value_name = "NAME")]
         switches: Vec<String>,
     },
