@@ -70,6 +70,18 @@ enum Command {
             default_value = "sim-credential"
         )]
         credential: String,
+        /// Inject a fault from the start: `NAME[=VALUE][,count=N][,method=M]`, e.g.
+        /// `latency=2000`, `status=503`, `echo=500`, `rate-limited=7`, `rate-limited` (no
+        /// Retry-After), `stall`, `reset`, `reset-after-read,count=1,method=POST`,
+        /// `truncated-json`, `malformed-json`.
+        #[arg(long)]
+        fault: Option<String>,
+        /// Serve the admin routes: `GET|POST /_sim/fault`, `POST /_sim/switch`.
+        #[arg(long)]
+        fault_admin: bool,
+        /// Turn a vendor switch on (repeatable), e.g. `errors_in_200` (errors inside HTTP 200).
+        #[arg(long = "switch", value_name = "NAME")]
+        switches: Vec<String>,
     },
 }
 
@@ -111,9 +123,17 @@ fn main() -> ExitCode {
             vendor,
             listen,
             credential,
+            fault,
+            fault_admin,
+            switches,
         } => {
             init_logs(cli.log_format, Identity::new());
-            runtime().block_on(sim(vendor, listen, credential))
+            let faults = SimFaults {
+                fault,
+                admin: fault_admin,
+                switches,
+            };
+            runtime().block_on(sim(vendor, listen, credential, faults))
         }
     }
 }
@@ -304,13 +324,37 @@ fn spawn_reload_on_sighup(reloader: teamgate::Reloader) {
     let _ = reloader;
 }
 
-async fn sim(vendor: String, listen: std::net::SocketAddr, credential: String) -> ExitCode {
+/// `teamgate sim`'s fault injection options.
+struct SimFaults {
+    fault: Option<String>,
+    admin: bool,
+    switches: Vec<String>,
+}
+
+async fn sim(
+    vendor: String,
+    listen: std::net::SocketAddr,
+    credential: String,
+    faults: SimFaults,
+) -> ExitCode {
     let Some(sim) = teamgate_sim::new_vendor(&vendor, &credential) else {
         eprintln!(
             "unknown simulator {vendor:?} (known: {})",
             teamgate_sim::KINDS.join(", ")
         );
         return ExitCode::from(2);
+    };
+    let plan = match faults
+        .fault
+        .as_deref()
+        .map(teamgate_sim::FaultPlan::parse_spec)
+    {
+        None => None,
+        Some(Ok(plan)) => plan,
+        Some(Err(e)) => {
+            eprintln!("--fault: {e}");
+            return ExitCode::from(2);
+        }
     };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -319,14 +363,25 @@ async fn sim(vendor: String, listen: std::net::SocketAddr, credential: String) -
             return ExitCode::from(1);
         }
     };
-    let _handle = match teamgate_sim::spawn(sim, listener) {
+    let options = teamgate_sim::SimOptions {
+        admin: faults.admin,
+    };
+    let handle = match teamgate_sim::spawn_with(sim, listener, options) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("cannot start the simulator: {e}");
             return ExitCode::from(1);
         }
     };
-    tracing::info!(%listen, %vendor, "Simulator listening");
+    for name in &faults.switches {
+        if !handle.set_switch(name, true) {
+            eprintln!("--switch: simulator {vendor:?} has no switch {name:?}");
+            return ExitCode::from(2);
+        }
+    }
+    let fault = teamgate_sim::FaultPlan::to_json(plan.as_ref()).to_string();
+    handle.set_fault_plan(plan);
+    tracing::info!(%listen, %vendor, %fault, admin = faults.admin, "Simulator listening");
     shutdown_signal().await;
     ExitCode::SUCCESS
 }

@@ -961,6 +961,45 @@ impl Vendor for Flashcat {
         }
         true
     }
+
+    /// `ErrorResponse`: `{"request_id","error":{"code","message"}}`, the code the spec's
+    /// `ErrorCode` table gives `status`, and `Flashcat-Request-Id`. With `errors_in_200` on,
+    /// the answer is HTTP 200, like every other error of this simulator.
+    fn error_body(&self, status: u16, message: &str) -> SimResponse {
+        let request_id = new_request_id();
+        let body = json!({
+            "request_id": request_id,
+            "error": {"code": code_for_status(status), "message": message},
+        });
+        let status = if self.switches.errors_in_200 {
+            200
+        } else {
+            status
+        };
+        SimResponse::json(status, body).with_header(HEADER_REQUEST_ID, &request_id)
+    }
+}
+
+/// The spec's `ErrorCode` for an HTTP status (its table read backwards), for injected errors;
+/// a status the table does not name gets the generic code of its class, and an injected error
+/// inside a 2xx is `InternalError` (the vendor failed; the status says nothing).
+fn code_for_status(status: u16) -> &'static str {
+    match status {
+        ..=399 => "InternalError",
+        401 => "Unauthorized",
+        402 => "BalanceNotEnough",
+        403 => "AccessDenied",
+        404 => "RouteNotFound",
+        405 => "MethodNotAllowed",
+        409 => "UndonedOrderExist",
+        413 => "EntityTooLarge",
+        423 => "RequestLocked",
+        428 => "RequestVerifyRequired",
+        429 => "RequestTooFrequently",
+        503 => "ServiceUnavailable",
+        500..=599 => "InternalError",
+        _ => "BadRequest",
+    }
 }
 
 #[cfg(test)]

@@ -496,6 +496,16 @@ impl Vendor for Grafana {
             _ => not_found_route(),
         }
     }
+
+    /// `response.Error`: `{"message"}`, plus the empty `traceID` on a 5xx (the handler passes
+    /// the store's error there).
+    fn error_body(&self, status: u16, text: &str) -> SimResponse {
+        if status >= 500 {
+            traced(status, text)
+        } else {
+            message(status, text)
+        }
+    }
 }
 
 // ----- answers -------------------------------------------------------------------------------

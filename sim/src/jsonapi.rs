@@ -173,6 +173,11 @@ impl Vendor for JsonApi {
     fn handle(&mut self, req: &SimRequest) -> SimResponse {
         self.dispatch(req).unwrap_or_else(Failure::into_response)
     }
+
+    /// One JSON:API error object: `{"errors":[{"status","title","detail"}]}`.
+    fn error_body(&self, status: u16, message: &str) -> SimResponse {
+        Failure::from(error(status, message)).into_response()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,7 +244,11 @@ fn title(status: u16) -> &'static str {
         409 => "Conflict",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
-        _ => "Internal Server Error",
+        // Only injected faults answer other statuses: their HTTP reason phrase.
+        _ => http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Internal Server Error"),
     }
 }
 

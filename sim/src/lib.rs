@@ -6,11 +6,13 @@
 //! people ([`people`]) that every simulator starts with.
 //!
 //! Simulators are used by the tests, the benches and the demo (`config.toml` embeds them), and
-//! run standalone with `teamgate sim <vendor> --listen 127.0.0.1:PORT`. They are test doubles,
+//! run standalone with `teamgate sim <vendor> --listen 127.0.0.1:PORT` (with `--fault SPEC`
+//! and `--fault-admin` for fault injection, see [`faults`]). They are test doubles,
 //! not product: the teamgate library never imports this crate; the `teamgate` binary hands
 //! them to the server for the demo by kind ([`new_vendor`], [`KINDS`]). Only this crate and
 //! `mappings/` name vendors.
 
+pub mod faults;
 pub mod flashcat;
 pub mod grafana;
 pub mod jsonapi;
@@ -19,9 +21,9 @@ pub mod people;
 pub mod squadcast;
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -31,6 +33,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+pub use faults::{Fault, FaultPlan};
 
 /// The simulator kinds that [`new_vendor`] can build.
 pub const KINDS: &[&str] = &["grafana", "flashcat", "jsonapi", "opsgenie", "squadcast"];
@@ -58,6 +62,12 @@ pub trait Vendor: Send + 'static {
     /// Returns false for a switch this vendor does not have.
     fn set_switch(&mut self, _name: &str, _on: bool) -> bool {
         false
+    }
+    /// An error answer of `status` in the vendor's own error shape, `message` where the
+    /// vendor's real errors put theirs (injected faults use it: [`Fault::EchoRequest`],
+    /// [`Fault::RateLimitedNoRetryAfter`]). The default is Grafana's `{"message": ...}`.
+    fn error_body(&self, status: u16, message: &str) -> SimResponse {
+        SimResponse::json(status, serde_json::json!({ "message": message }))
     }
 }
 
@@ -228,26 +238,29 @@ impl LoggedRequest {
     }
 }
 
-/// A fault injected in front of the vendor's behaviour: the request is logged, the vendor's
-/// state is not touched, and this answer is sent instead.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// Answer this status with a generic JSON body.
-    Status(u16),
-    /// Answer 200 `application/json` with a body that is not JSON.
-    MalformedJson,
-    /// Answer 429 with `Retry-After: secs`.
-    RateLimited { retry_after_secs: u64 },
-    /// Wait this long, then answer normally (the vendor state does change).
-    Latency(Duration),
-    /// Close the connection without answering.
-    Reset,
-}
-
 struct Shared {
     vendor: Mutex<Box<dyn Vendor>>,
     log: Mutex<VecDeque<LoggedRequest>>,
-    fault: Mutex<Option<Fault>>,
+    fault: Mutex<Option<FaultPlan>>,
+    /// Whether the admin routes (`/_sim/...`) are served; see [`SimOptions`].
+    admin: bool,
+}
+
+/// How a simulator is served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimOptions {
+    /// Serve the admin routes, off by default. With it, `/_sim/...` belongs to the simulator,
+    /// never reaches the vendor, is never logged and never faulted:
+    ///
+    /// - `GET /_sim/fault`: the fault plan in force, as [`FaultPlan::to_json`] writes it;
+    /// - `POST /_sim/fault` `{"fault":"latency","ms":2000}`, `{"fault":"status","status":503}`,
+    ///   `{"fault":"echo","status":500}`, `{"fault":"none"}`, with optional `"count": n` and
+    ///   `"method": "POST"` ([`FaultPlan::from_json`]): sets it, answers the plan now in force;
+    /// - `POST /_sim/switch` `{"name":"errors_in_200","on":true}`: flips a vendor switch
+    ///   ([`Vendor::set_switch`]); 404 for a switch the vendor does not have.
+    ///
+    /// Without it, `/_sim/...` is an unknown path of the vendor's (its own 404).
+    pub admin: bool,
 }
 
 /// Log entries kept at most; older ones are dropped so a long benchmark or a demo under load
@@ -293,7 +306,23 @@ impl SimHandle {
 
     /// Injects `fault` into every following request until `set_fault(None)`.
     pub fn set_fault(&self, fault: Option<Fault>) {
-        *self.shared.fault.lock().expect("fault lock") = fault;
+        self.set_fault_plan(fault.map(FaultPlan::always));
+    }
+
+    /// Injects `fault` into the next `count` requests only, then answers normally again
+    /// ("fail once, then recover"). A count of 0 clears the fault.
+    pub fn set_fault_for(&self, fault: Fault, count: u32) {
+        self.set_fault_plan((count > 0).then(|| FaultPlan::times(fault, count)));
+    }
+
+    /// Sets (or with `None` clears) the fault plan: which fault, how many times, which method.
+    pub fn set_fault_plan(&self, plan: Option<FaultPlan>) {
+        *self.shared.fault.lock().expect("fault lock") = plan;
+    }
+
+    /// The fault plan in force, its count as far as it has run down.
+    pub fn fault_plan(&self) -> Option<FaultPlan> {
+        self.shared.fault.lock().expect("fault lock").clone()
     }
 
     /// Turns a vendor switch on or off; false when the vendor has no such switch.
@@ -314,17 +343,36 @@ impl SimHandle {
 
 /// Binds `127.0.0.1:0` and serves `vendor` on it.
 pub async fn spawn_local(vendor: Box<dyn Vendor>) -> std::io::Result<SimHandle> {
+    spawn_local_with(vendor, SimOptions::default()).await
+}
+
+/// Binds `127.0.0.1:0` and serves `vendor` on it with `options`.
+pub async fn spawn_local_with(
+    vendor: Box<dyn Vendor>,
+    options: SimOptions,
+) -> std::io::Result<SimHandle> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    spawn(vendor, listener)
+    spawn_with(vendor, listener, options)
 }
 
 /// Serves `vendor` on an already-bound listener until the handle is dropped.
 pub fn spawn(vendor: Box<dyn Vendor>, listener: TcpListener) -> std::io::Result<SimHandle> {
+    spawn_with(vendor, listener, SimOptions::default())
+}
+
+/// Serves `vendor` on an already-bound listener with `options` until the handle is dropped.
+/// Dropping the handle also ends every open connection, stalled ones included.
+pub fn spawn_with(
+    vendor: Box<dyn Vendor>,
+    listener: TcpListener,
+    options: SimOptions,
+) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         vendor: Mutex::new(vendor),
         log: Mutex::new(VecDeque::new()),
         fault: Mutex::new(None),
+        admin: options.admin,
     });
     let (stop_tx, mut stop_rx) = watch::channel(());
     let accept_shared = shared.clone();
@@ -387,11 +435,20 @@ async fn serve_one(
         .path_and_query()
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
+    let version = parts.version;
     let sim_req = SimRequest::new(parts.method, &path_and_query, parts.headers, body);
+    if shared.admin && sim_req.segments.first().is_some_and(|s| s == ADMIN_SEGMENT) {
+        return Ok(into_response(admin(shared, &sim_req)));
+    }
     log_request(shared, &sim_req);
 
-    let fault = shared.fault.lock().expect("fault lock").clone();
+    let fault = {
+        let mut plan = shared.fault.lock().expect("fault lock");
+        FaultPlan::take(&mut plan, &sim_req.method)
+    };
+    let vendor = || shared.vendor.lock().expect("vendor lock");
     let answer = match fault {
+        None => vendor().handle(&sim_req),
         Some(Fault::Status(status)) => SimResponse::json(
             status,
             serde_json::json!({"message": "injected fault", "status": status}),
@@ -408,19 +465,94 @@ async fn serve_one(
             SimResponse::json(429, serde_json::json!({"message": "Too many requests"}))
                 .with_header("retry-after", &retry_after_secs.to_string())
         }
+        Some(Fault::RateLimitedNoRetryAfter) => vendor().error_body(429, "Too many requests"),
         Some(Fault::Latency(delay)) => {
             tokio::time::sleep(delay).await;
-            shared.vendor.lock().expect("vendor lock").handle(&sim_req)
+            vendor().handle(&sim_req)
+        }
+        Some(Fault::Stall) => {
+            // Ends when the client closes the connection (hyper drops this future) or the
+            // simulator stops (the connection task is dropped).
+            let never: Infallible = std::future::pending().await;
+            match never {}
         }
         Some(Fault::Reset) => return Err(InjectedReset),
-        None => shared.vendor.lock().expect("vendor lock").handle(&sim_req),
+        Some(Fault::ResetAfterRead) => {
+            vendor().handle(&sim_req);
+            return Err(InjectedReset);
+        }
+        Some(Fault::TruncatedJson) => {
+            let mut answer = vendor().handle(&sim_req);
+            answer.body = answer.body.slice(..answer.body.len() / 2);
+            answer
+        }
+        Some(Fault::EchoRequest { status }) => {
+            let echo = faults::echo_text(version, &sim_req);
+            vendor().error_body(status, &echo)
+        }
     };
+    Ok(into_response(answer))
+}
+
+fn into_response(answer: SimResponse) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(answer.body));
     *response.status_mut() = answer.status;
     for (name, value) in answer.headers {
         response.headers_mut().append(name, value);
     }
-    Ok(response)
+    response
+}
+
+/// The first path segment of the admin routes (served only with [`SimOptions::admin`]).
+const ADMIN_SEGMENT: &str = "_sim";
+
+/// The admin routes; see [`SimOptions::admin`]. Answers are plain JSON, errors `{"error"}`.
+fn admin(shared: &Shared, req: &SimRequest) -> SimResponse {
+    let error =
+        |status: u16, text: &str| SimResponse::json(status, serde_json::json!({ "error": text }));
+    let segs = req.segs();
+    let is_post = req.method == Method::POST;
+    match segs.as_slice() {
+        [_, "fault"] if req.method == Method::GET => {
+            let plan = shared.fault.lock().expect("fault lock");
+            SimResponse::json(200, FaultPlan::to_json(plan.as_ref()))
+        }
+        [_, "fault"] if is_post => {
+            let Some(body) = req.json() else {
+                return error(
+                    400,
+                    "the body must be JSON, e.g. {\"fault\":\"status\",\"status\":503}",
+                );
+            };
+            match FaultPlan::from_json(&body) {
+                Ok(plan) => {
+                    let shown = FaultPlan::to_json(plan.as_ref());
+                    *shared.fault.lock().expect("fault lock") = plan;
+                    SimResponse::json(200, shown)
+                }
+                Err(text) => error(400, &text),
+            }
+        }
+        [_, "switch"] if is_post => {
+            let body = req.json().unwrap_or(Value::Null);
+            let (Some(name), Some(on)) = (body["name"].as_str(), body["on"].as_bool()) else {
+                return error(400, "expected {\"name\": SWITCH, \"on\": true|false}");
+            };
+            if shared
+                .vendor
+                .lock()
+                .expect("vendor lock")
+                .set_switch(name, on)
+            {
+                SimResponse::json(200, serde_json::json!({ "name": name, "on": on }))
+            } else {
+                error(404, &format!("this vendor has no switch {name:?}"))
+            }
+        }
+        [_, "fault"] => error(405, "use GET or POST").with_header("allow", "GET, POST"),
+        [_, "switch"] => error(405, "use POST").with_header("allow", "POST"),
+        _ => error(404, "admin routes: GET|POST /_sim/fault, POST /_sim/switch"),
+    }
 }
 
 fn log_request(shared: &Shared, req: &SimRequest) {

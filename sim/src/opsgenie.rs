@@ -545,6 +545,11 @@ impl Vendor for Opsgenie {
             _ => false,
         }
     }
+
+    /// `ErrorResponse`: `{"message","took","requestId"}` with the envelope's headers.
+    fn error_body(&self, status: u16, message: &str) -> SimResponse {
+        finish(Reply::error(status, message))
+    }
 }
 
 /// Adds the envelope every Opsgenie answer carries: `took` and `requestId` in the body,

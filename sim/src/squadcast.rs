@@ -744,6 +744,11 @@ impl Vendor for Squadcast {
         }
         true
     }
+
+    /// `Common.V3.ErrorMeta`: `{"meta":{"status","error_message"}}`.
+    fn error_body(&self, status: u16, message: &str) -> SimResponse {
+        error(status, message)
+    }
 }
 
 // ----- routes -------------------------------------------------------------------------------
