@@ -257,14 +257,20 @@ impl Error {
     }
 
     /// Whether a write that failed this way may still have happened at the vendor: it was
-    /// sent, and then no answer came back (timeout, dropped connection).
+    /// sent, and then no answer came back (timeout, dropped connection), or the vendor said
+    /// yes in words teamgate cannot read (a 2xx with an unreadable or incomplete body: the
+    /// only vendor errors without the vendor's status).
     pub fn outcome_unknown(&self) -> bool {
-        self.origin == Origin::Network
+        let unanswered = self.origin == Origin::Network
             && matches!(
                 self.code,
                 ErrorCode::UpstreamTimeout | ErrorCode::UpstreamError
-            )
-            || (self.origin == Origin::Teamgate && self.code == ErrorCode::UpstreamTimeout)
+            );
+        let cut_short = self.origin == Origin::Teamgate && self.code == ErrorCode::UpstreamTimeout;
+        let unreadable_yes = self.origin == Origin::Vendor
+            && self.code == ErrorCode::UpstreamError
+            && self.upstream.is_none();
+        unanswered || cut_short || unreadable_yes
     }
 
     pub fn with_backend(mut self, backend: &str) -> Self {
@@ -339,7 +345,9 @@ mod tests {
         let reset = Error::new(ErrorCode::UpstreamError, "reset").from_origin(Origin::Network);
         assert!(reset.retryable() && reset.outcome_unknown());
         let unreadable = Error::new(ErrorCode::UpstreamError, "not JSON");
-        assert!(!unreadable.retryable() && !unreadable.outcome_unknown());
+        assert!(!unreadable.retryable() && unreadable.outcome_unknown());
+        let refused = Error::new(ErrorCode::Conflict, "taken").from_origin(Origin::Vendor);
+        assert!(!refused.outcome_unknown());
         assert!(Error::new(ErrorCode::UpstreamTimeout, "slow").outcome_unknown());
         let vendor_404 = Error::not_found("gone").from_origin(Origin::Vendor);
         assert_eq!(vendor_404.origin, Origin::Vendor);

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{bad_answer, convert_problem, Backend};
 use crate::call::Secret;
-use crate::canonical::Operation;
+use crate::canonical::{CanonicalResponse, Operation};
 use crate::error::{Error, ErrorCode, Origin, UpstreamDetail};
 use crate::mapping::expr::Expr;
 use crate::mapping::template::{Escape, Secrets, TextTemplate};
@@ -81,12 +81,54 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// The access token in use for a credential, if one is cached and its slot is free.
+    fn current(&self, fingerprint: u64) -> Option<Secret> {
+        let slot = self
+            .slots
+            .lock()
+            .expect("token slots")
+            .get(&fingerprint)?
+            .clone();
+        let token = slot.try_lock().ok()?.as_ref()?.value.clone();
+        Some(token)
+    }
+}
+
 /// Runs `work` with the caller's forwarded credential in place of the configured one.
 pub(super) async fn with_forwarded<F: Future>(credential: Secret, work: F) -> F::Output {
     FORWARDED_CREDENTIAL.scope(credential, work).await
 }
 
 impl Backend {
+    /// A canonical answer with the credential in use and its access token masked wherever
+    /// they appear: a vendor may echo a request inside a success (an error inside HTTP 200)
+    /// and its words land in the answer's `vendor` fields.
+    pub(super) fn mask_secrets(&self, mut response: CanonicalResponse) -> CanonicalResponse {
+        let Some(body) = response.body.as_ref() else {
+            return response;
+        };
+        let Ok(text) = std::str::from_utf8(body) else {
+            return response;
+        };
+        let credential = self.credential();
+        let token = self
+            .tokens
+            .current(self.fingerprint(&credential))
+            .map(|t| t.expose().to_string());
+        let secrets: Vec<&str> = std::iter::once(credential.expose())
+            .chain(token.as_deref())
+            .filter(|s| s.len() >= 6)
+            .collect();
+        if secrets.iter().any(|s| text.contains(s)) {
+            let mut masked = text.to_string();
+            for secret in secrets {
+                masked = masked.replace(secret, "***");
+            }
+            response.body = Some(Bytes::from(masked));
+        }
+        response
+    }
     /// The credential of the request being run: the forwarded one, else the configured one.
     pub(super) fn credential(&self) -> Secret {
         FORWARDED_CREDENTIAL

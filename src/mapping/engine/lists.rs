@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Backend, Ctx};
+use super::{bad_answer, Backend, Ctx};
 use crate::canonical::{cursor, CanonicalRequest, CanonicalResponse, Operation, PageRequest};
 use crate::error::Error;
 use crate::mapping::fields::USER_FIELDS;
@@ -47,13 +47,13 @@ impl Backend {
                     (None, None) => false,
                 };
                 let raw = self.take_items(plan, ctx);
-                let items = self.list_items(req.op, raw, &req.query);
+                let items = self.list_items(req.op, raw, &req.query)?;
                 (items, more && raw_len > 0)
             }
             Paging::All => {
                 self.run_steps(plan, ctx, caller).await?;
                 let raw = self.take_items(plan, ctx);
-                let all = self.list_items(req.op, raw, &req.query);
+                let all = self.list_items(req.op, raw, &req.query)?;
                 let more = all.len() > offset + size;
                 let page = all.into_iter().skip(offset).take(size).collect();
                 (page, more)
@@ -104,7 +104,7 @@ impl Backend {
         op: Operation,
         raw: Vec<Value>,
         query: &std::collections::BTreeMap<String, String>,
-    ) -> Vec<Value> {
+    ) -> Result<Vec<Value>, Error> {
         let lower = |k: &str| query.get(k).map(|v| v.to_lowercase());
         let (name, q, email) = (lower("name"), lower("q"), lower("email"));
         let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_lowercase();
@@ -115,20 +115,26 @@ impl Backend {
                         return None;
                     }
                     let team = self.read_team(item);
+                    if !(team["id"].is_string() && team["name"].is_string()) {
+                        return Some(Err(bad_answer("a listed team has no id or no name")));
+                    }
                     let keep = name.as_ref().is_none_or(|n| text(&team, "name") == *n)
                         && q.as_ref()
                             .is_none_or(|q| text(&team, "name").contains(q.as_str()));
-                    keep.then_some(team)
+                    keep.then_some(Ok(team))
                 }
                 _ => {
                     let user = self.mapping.user.read(item, USER_FIELDS, None);
+                    if !user["id"].is_string() {
+                        return Some(Err(bad_answer("a listed user has no id")));
+                    }
                     let keep = email.as_ref().is_none_or(|e| text(&user, "email") == *e)
                         && q.as_ref().is_none_or(|q| {
                             ["email", "name", "username"]
                                 .iter()
                                 .any(|k| text(&user, k).contains(q.as_str()))
                         });
-                    keep.then_some(user)
+                    keep.then_some(Ok(user))
                 }
             })
             .collect()

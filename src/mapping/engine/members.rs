@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Backend, Ctx, Flow};
+use super::{bad_answer, Backend, Ctx, Flow};
 use crate::canonical::{CanonicalRequest, CanonicalResponse, Operation, PageRequest};
 use crate::error::{Error, ErrorCode, Origin};
 use crate::mapping::fields::MEMBER_FIELDS;
@@ -172,17 +172,19 @@ impl Backend {
         plan: &OperationPlan,
         ctx: &Ctx,
     ) -> Result<Vec<Value>, Error> {
-        Ok(self
-            .items(plan, ctx)
+        self.items(plan, ctx)
             .into_iter()
             .map(|item| self.mapping.member.read(item, MEMBER_FIELDS, None))
             .map(|mut m| {
+                if !m["user_id"].is_string() {
+                    return Err(bad_answer("a listed member has no user id"));
+                }
                 if m["role"].is_null() {
                     m["role"] = json!("member");
                 }
-                m
+                Ok(m)
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -167,6 +167,11 @@ impl Backend {
     }
 
     async fn execute_inner(&self, req: &CanonicalRequest) -> Result<CanonicalResponse, Error> {
+        let response = self.run_operation(req).await?;
+        Ok(self.mask_secrets(response))
+    }
+
+    async fn run_operation(&self, req: &CanonicalRequest) -> Result<CanonicalResponse, Error> {
         let plan = self.plan(req.op)?;
         self.check_limits(req)?;
         let mut ctx = self.context(req);

@@ -98,7 +98,13 @@ impl Backend {
             return Err(Error::not_found("the team does not exist (it was deleted)")
                 .from_origin(Origin::Vendor));
         }
-        Ok(self.read_team(object))
+        let team = self.read_team(object);
+        // A team without an id or a name is not a team: an error in words this mapping does
+        // not know (inside HTTP 200, say), not an answer to pass on.
+        if !(team["id"].is_string() && team["name"].is_string()) {
+            return Err(bad_answer("the answer's team has no id or no name"));
+        }
+        Ok(team)
     }
 
     pub(super) fn read_team(&self, object: Value) -> Value {
