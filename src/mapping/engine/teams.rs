@@ -42,7 +42,7 @@ impl Backend {
                 }
                 team.remove("members");
                 team.insert("backend".into(), Value::String(self.name.clone()));
-                team.insert("vendor".into(), Value::Null);
+                team.insert("vendor".into(), Value::Object(Map::new()));
                 Ok((Value::Object(team), true))
             }
         }
