@@ -88,6 +88,7 @@ struct RawBackend {
     forward_credential: bool,
     timeout_ms: Option<u64>,
     concurrency_limit: Option<usize>,
+    max_answer_bytes: Option<usize>,
     cache_ttl_ms: Option<u64>,
     stale_if_error_ms: Option<u64>,
     #[serde(default)]
@@ -154,6 +155,9 @@ pub struct BackendConfig {
     /// Calls in flight to this backend at most (a bulkhead: a slow vendor sheds only its own
     /// traffic). `None`: half the server's concurrency limit.
     pub concurrency_limit: Option<usize>,
+    /// The largest vendor answer read (larger: 502); with the concurrency limit it bounds the
+    /// memory vendor answers can hold at once.
+    pub max_answer_bytes: usize,
     pub cache: CachePolicy,
     pub options: Map<String, Value>,
 }
@@ -300,6 +304,7 @@ impl Checked {
             let _ = writeln!(out, "timeout_ms = {}", ms(b.timeout));
             let limit = b.concurrency_limit.unwrap_or(c.server.backend_share());
             let _ = writeln!(out, "concurrency_limit = {limit}");
+            let _ = writeln!(out, "max_answer_bytes = {}", b.max_answer_bytes);
             let _ = writeln!(out, "cache_ttl_ms = {}", ms(b.cache.ttl));
             let _ = writeln!(out, "stale_if_error_ms = {}", ms(b.cache.stale_if_error));
             if !b.options.is_empty() {
@@ -486,6 +491,10 @@ pub fn check_source(
             forward_credential: b.forward_credential,
             timeout: Duration::from_millis(b.timeout_ms.unwrap_or(10_000).clamp(1, 600_000)),
             concurrency_limit: b.concurrency_limit.map(|n| n.clamp(1, 1 << 20)),
+            max_answer_bytes: b
+                .max_answer_bytes
+                .unwrap_or(8 << 20)
+                .clamp(1 << 10, 256 << 20),
             cache: CachePolicy {
                 ttl: Duration::from_millis(b.cache_ttl_ms.unwrap_or(5_000).min(86_400_000)),
                 stale_if_error: Duration::from_millis(

@@ -60,9 +60,6 @@ use mapping::engine::Backend;
 use mapping::registry::{Backends, Served};
 use metrics::Metrics;
 
-/// Largest vendor answer read, in bytes.
-const MAX_UPSTREAM_BODY: usize = 16 << 20;
-
 /// A proxy ready to serve: backends built, embedded vendors running.
 pub struct App {
     pub backends: Arc<Backends>,
@@ -122,7 +119,7 @@ impl App {
                 &base_url,
                 Secret::new(credential),
                 backend.options.clone(),
-                upstream::client(backend.timeout, MAX_UPSTREAM_BODY),
+                upstream::client(backend.timeout, backend.max_answer_bytes),
                 metrics.clone(),
             );
             let limit = backend

@@ -280,3 +280,31 @@ async fn configured_callers_need_their_key_and_keep_to_their_grants() {
         "a refused caller reaches no vendor"
     );
 }
+
+/// A vendor answer past `max_answer_bytes` is refused (502), not buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_answer_past_its_cap_is_refused() {
+    let h = support::start_configured(
+        &[(
+            "grafana",
+            "grafana",
+            "mappings/grafana.toml",
+            "max_answer_bytes = 2048\ncache_ttl_ms = 1",
+        )],
+        "",
+    )
+    .await;
+    for i in 0..30 {
+        h.create_team("grafana", &format!("A team with a long enough name {i:02}"))
+            .await;
+    }
+    let a = h.get("grafana", "/v1/teams?limit=100").await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (502, "upstream_error"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("larger than allowed"), "{}", a.text);
+    assert_eq!(h.get("grafana", "/v1/teams?limit=2").await.status, 200);
+}
