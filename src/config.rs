@@ -89,6 +89,8 @@ struct RawBackend {
     timeout_ms: Option<u64>,
     concurrency_limit: Option<usize>,
     max_answer_bytes: Option<usize>,
+    breaker_failures: Option<u32>,
+    breaker_open_ms: Option<u64>,
     cache_ttl_ms: Option<u64>,
     stale_if_error_ms: Option<u64>,
     #[serde(default)]
@@ -158,6 +160,10 @@ pub struct BackendConfig {
     /// The largest vendor answer read (larger: 502); with the concurrency limit it bounds the
     /// memory vendor answers can hold at once.
     pub max_answer_bytes: usize,
+    /// Vendor failures in a row that open the backend's circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit refuses calls before one probes the vendor.
+    pub breaker_open: Duration,
     pub cache: CachePolicy,
     pub options: Map<String, Value>,
 }
@@ -305,6 +311,8 @@ impl Checked {
             let limit = b.concurrency_limit.unwrap_or(c.server.backend_share());
             let _ = writeln!(out, "concurrency_limit = {limit}");
             let _ = writeln!(out, "max_answer_bytes = {}", b.max_answer_bytes);
+            let _ = writeln!(out, "breaker_failures = {}", b.breaker_failures);
+            let _ = writeln!(out, "breaker_open_ms = {}", ms(b.breaker_open));
             let _ = writeln!(out, "cache_ttl_ms = {}", ms(b.cache.ttl));
             let _ = writeln!(out, "stale_if_error_ms = {}", ms(b.cache.stale_if_error));
             if !b.options.is_empty() {
@@ -495,6 +503,10 @@ pub fn check_source(
                 .max_answer_bytes
                 .unwrap_or(8 << 20)
                 .clamp(1 << 10, 256 << 20),
+            breaker_failures: b.breaker_failures.unwrap_or(5).clamp(1, 10_000),
+            breaker_open: Duration::from_millis(
+                b.breaker_open_ms.unwrap_or(10_000).clamp(10, 3_600_000),
+            ),
             cache: CachePolicy {
                 ttl: Duration::from_millis(b.cache_ttl_ms.unwrap_or(5_000).min(86_400_000)),
                 stale_if_error: Duration::from_millis(

@@ -138,6 +138,10 @@ impl App {
                         .unwrap_or_default(),
                     slots: Arc::new(tokio::sync::Semaphore::new(limit)),
                     concurrency_limit: limit,
+                    breaker: Arc::new(mapping::breaker::Breaker::new(
+                        backend.breaker_failures,
+                        backend.breaker_open,
+                    )),
                 },
             );
         }

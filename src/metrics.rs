@@ -13,6 +13,7 @@ pub const REQUEST_DURATION_SECONDS: &str = "teamgate_request_duration_seconds";
 pub const UPSTREAM_DURATION_SECONDS: &str = "teamgate_upstream_request_duration_seconds";
 pub const CONFIG_INFO: &str = "teamgate_config_info";
 pub const BACKEND_SHED_TOTAL: &str = "teamgate_backend_shed_total";
+pub const CIRCUIT_REFUSED_TOTAL: &str = "teamgate_circuit_refused_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "teamgate_config_reloads_total";
 
 /// Seconds: from a cache hit (sub-millisecond) to a vendor at its timeout.
@@ -57,6 +58,7 @@ pub struct Metrics {
     config_info: IntGaugeVec,
     reloads: IntCounterVec,
     backend_shed: IntCounterVec,
+    circuit_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -120,6 +122,14 @@ impl Metrics {
             &["backend"],
         )
         .expect("valid metric");
+        let circuit_refused = IntCounterVec::new(
+            Opts::new(
+                CIRCUIT_REFUSED_TOTAL,
+                "Calls refused because their backend's circuit was open.",
+            ),
+            &["backend"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream.clone()),
@@ -128,6 +138,7 @@ impl Metrics {
             Box::new(config_info.clone()),
             Box::new(reloads.clone()),
             Box::new(backend_shed.clone()),
+            Box::new(circuit_refused.clone()),
         ] {
             registry
                 .register(collector)
@@ -142,7 +153,13 @@ impl Metrics {
             config_info,
             reloads,
             backend_shed,
+            circuit_refused,
         }
+    }
+
+    /// A call refused by its backend's open circuit.
+    pub fn circuit_refused(&self, backend: &str) {
+        self.circuit_refused.with_label_values(&[backend]).inc();
     }
 
     /// A call refused by its backend's bulkhead.

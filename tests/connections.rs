@@ -292,3 +292,42 @@ async fn a_stalled_backend_sheds_only_its_own_traffic() {
         "shed calls are counted by backend"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backend_is_given_a_rest_then_probed_back() {
+    let h = support::start_configured(
+        &[(
+            "grafana",
+            "grafana",
+            "mappings/grafana.toml",
+            "breaker_failures = 3\nbreaker_open_ms = 400\ncache_ttl_ms = 1",
+        )],
+        "",
+    )
+    .await;
+    let sim = h.sim("grafana");
+    sim.set_fault(Some(teamgate_sim::Fault::Status(500)));
+    for _ in 0..3 {
+        let a = h.get("grafana", "/v1/teams?limit=3").await;
+        assert_eq!(a.status, 502, "the vendor's own failure: {}", a.text);
+    }
+    sim.clear_log();
+    let refused = h.get("grafana", "/v1/teams?limit=3").await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert!(refused.text.contains("circuit"), "{}", refused.text);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert_eq!(sim.request_count(), 0, "an open circuit sends nothing");
+    sim.set_fault(None);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let probe = h.get("grafana", "/v1/teams?limit=3").await;
+    assert_eq!(
+        probe.status, 200,
+        "the probe finds the vendor back: {}",
+        probe.text
+    );
+    assert_eq!(h.get("grafana", "/v1/teams?limit=4").await.status, 200);
+    assert!(h
+        .metrics
+        .render()
+        .contains("teamgate_circuit_refused_total{backend=\"grafana\"} 1"));
+}

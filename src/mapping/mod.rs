@@ -11,6 +11,7 @@
 //! Every problem is collected with its file and line before loading fails, so
 //! `teamgate check` reports them all at once. [`engine`] executes the compiled plans.
 
+pub mod breaker;
 pub mod bulkhead;
 mod compile;
 pub mod engine;

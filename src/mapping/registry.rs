@@ -27,6 +27,8 @@ pub struct Served {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// The size of `slots`.
     pub concurrency_limit: usize,
+    /// The backend's circuit (kept across reloads).
+    pub breaker: Arc<super::breaker::Breaker>,
 }
 
 /// What a reload did.
