@@ -1,22 +1,16 @@
-//! The circuit breaker stage: a backend that keeps failing (vendor 5xx, timeouts, refused or
-//! broken connections) is given a rest. After `breaker_failures` failures in a row its circuit
-//! opens: calls are refused at once — 503 `upstream_unavailable` with `Retry-After` for the
-//! rest of `breaker_open_ms`, counted by backend — instead of each waiting for the vendor to
+//! A backend's circuit: a backend that keeps failing (vendor 5xx, timeouts, refused or broken
+//! connections) is given a rest. After `breaker_failures` failures in a row its circuit opens:
+//! calls are refused at once for `breaker_open_ms` instead of each waiting for the vendor to
 //! fail again. Then one call probes it: success closes the circuit, failure opens it again.
+//! The guard stage ([`super::guard`]) asks it before each call and tells it each outcome.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
 
-use super::registry::Backends;
-use crate::call::{Call, Reply};
+use crate::call::Reply;
 use crate::error::{Error, ErrorCode, Origin};
-use crate::metrics::Metrics;
 
 /// One backend's circuit.
 pub struct Breaker {
@@ -38,7 +32,7 @@ enum State {
 }
 
 /// What the breaker lets a call do.
-enum Admit {
+pub(super) enum Admit {
     Go,
     Probe,
     Refuse { retry_after: Duration },
@@ -53,7 +47,7 @@ impl Breaker {
         }
     }
 
-    fn admit(&self) -> Admit {
+    pub(super) fn admit(&self) -> Admit {
         let mut state = self.state.lock().expect("breaker state");
         match *state {
             State::Closed { .. } => Admit::Go,
@@ -75,7 +69,7 @@ impl Breaker {
     }
 
     /// What a call's outcome says about the vendor.
-    fn record(&self, vendor_failed: bool, probe: bool) {
+    pub(super) fn record(&self, vendor_failed: bool, probe: bool) {
         let mut state = self.state.lock().expect("breaker state");
         *state = match (*state, vendor_failed) {
             (_, false) => State::Closed { failures: 0 },
@@ -95,7 +89,7 @@ impl Breaker {
 
 /// Whether an outcome counts against the vendor: it failed or did not answer. A refusal (4xx)
 /// or a throttle (429) is the vendor working as it should.
-fn vendor_failed(result: &Result<Reply, Error>) -> bool {
+pub(super) fn vendor_failed(result: &Result<Reply, Error>) -> bool {
     match result {
         Ok(_) => false,
         Err(e) => {
@@ -103,83 +97,6 @@ fn vendor_failed(result: &Result<Reply, Error>) -> bool {
                 && e.status() >= 500
                 && e.code != ErrorCode::UnsupportedOperation
         }
-    }
-}
-
-#[derive(Clone)]
-pub struct BreakerLayer {
-    backends: Arc<Backends>,
-    metrics: Arc<Metrics>,
-}
-
-impl BreakerLayer {
-    pub fn new(backends: Arc<Backends>, metrics: Arc<Metrics>) -> BreakerLayer {
-        BreakerLayer { backends, metrics }
-    }
-}
-
-impl<S> Layer<S> for BreakerLayer {
-    type Service = BreakerService<S>;
-
-    fn layer(&self, inner: S) -> BreakerService<S> {
-        BreakerService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct BreakerService<S> {
-    inner: S,
-    layer: BreakerLayer,
-}
-
-impl<S> Service<Call> for BreakerService<S>
-where
-    S: Service<Call, Response = Reply, Error = Error> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Reply;
-    type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, Error>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        // The circuit is per backend, known only from the call: decided in `call`.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, call: Call) -> Self::Future {
-        let inner = self.inner.clone();
-        let served = self.layer.backends.get(&call.backend);
-        let metrics = self.layer.metrics.clone();
-        Box::pin(async move {
-            let Some(served) = served else {
-                return inner.oneshot(call).await;
-            };
-            let breaker = served.breaker;
-            let probe = match breaker.admit() {
-                Admit::Go => false,
-                Admit::Probe => true,
-                Admit::Refuse { retry_after } => {
-                    metrics.circuit_refused(&call.backend);
-                    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                    let mut refused = Error::new(
-                        ErrorCode::UpstreamUnavailable,
-                        format!(
-                            "backend `{}` keeps failing; its circuit is open for {secs} s more",
-                            call.backend
-                        ),
-                    )
-                    .from_origin(Origin::Teamgate);
-                    refused.retry_after = Some(secs);
-                    return Err(refused);
-                }
-            };
-            let result = inner.oneshot(call).await;
-            breaker.record(vendor_failed(&result), probe);
-            result
-        })
     }
 }
 

@@ -12,13 +12,13 @@
 //! `teamgate check` reports them all at once. [`engine`] executes the compiled plans.
 
 pub mod breaker;
-pub mod bulkhead;
 mod compile;
 pub mod engine;
 pub mod errors;
 pub mod expr;
 pub mod fields;
 mod file;
+pub mod guard;
 pub mod registry;
 pub mod service;
 pub mod template;

@@ -5,7 +5,7 @@
 //! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
 //!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
 //!   → concurrency limit → canonical router → idempotency keys → read cache
-//!   → request timeout → per-backend circuit breaker → per-backend bulkhead → mapping engine
+//!   → request timeout → backend guard (circuit breaker, bulkhead) → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
 //!
@@ -36,8 +36,7 @@ use crate::config::ServerLimits;
 use crate::error::{Error, ErrorCode, Origin};
 use crate::health::Health;
 use crate::idempotency::{Idempotency, IdempotencyLayer};
-use crate::mapping::breaker::BreakerLayer;
-use crate::mapping::bulkhead::BulkheadLayer;
+use crate::mapping::guard::GuardLayer;
 use crate::mapping::registry::Backends;
 use crate::mapping::service::Engine;
 use crate::metrics::Metrics;
@@ -77,10 +76,8 @@ pub fn build(
         // the idempotency keys, so that a write cut short is still seen by both (its outcome
         // is unknown: they invalidate and remember it as such).
         .timeout(limits.request_timeout)
-        // A backend that keeps failing is refused at once for a while.
-        .layer(BreakerLayer::new(backends.clone(), metrics.clone()))
-        // Each backend's own budget of calls in flight.
-        .layer(BulkheadLayer::new(backends.clone(), metrics.clone()))
+        // Each backend's circuit and its own budget of calls in flight.
+        .layer(GuardLayer::new(backends.clone(), metrics.clone()))
         .service(Engine::new(backends));
     BoxCloneSyncService::new(stack)
 }
