@@ -25,6 +25,9 @@
 #   QUICK=1          smoke run: 1 round of 2 s, 1 s warm-up
 #   PIN=0|1          pin or not (default 1 when the machine has >= 2 cores)
 #   RESULTS=path     where the tables go (default target/nginx-compare/results-<time>.md)
+#   QUIET_WAIT=300   before each round, wait up to this many seconds for the machine to be
+#                    quiet (all cores under QUIET_BUSY=10 % busy over 2 s; 0: do not wait);
+#                    on a shared machine other work still shows in the core0_other_pct column
 #   KEEP_TMP=1       keep the temp dir (configs, logs, raw wrk output)
 #   SKIP_BUILD=1     use target/release/teamgate as it is
 # Needs: cargo, curl, taskset (util-linux); installs nginx and wrk from the system packages
@@ -484,11 +487,31 @@ mkdir -p "$TMP/wrk"
 RAW=$TMP/raw.tsv
 printf 'round\top\tserver\trps\tp50_ms\tp99_ms\trequests\tcpu_us_per_req\tcpu_pct\trss_kb\tthreads\tnon2xx\tsocket_errors\tlog_bytes\tcore0_other_pct\n' >"$RAW"
 
+# busy_pct: how busy all cores are over 2 s, in percent (our servers are idle meanwhile)
+busy_pct() {
+    local b0 i0
+    b0=$(busy_ticks cpu)
+    i0=$(idle_ticks cpu)
+    sleep 2
+    awk -v b="$(($(busy_ticks cpu) - b0))" -v i="$(($(idle_ticks cpu) - i0))" 'BEGIN {printf "%.0f", (b + i > 0 ? 100 * b / (b + i) : 0)}'
+}
+QUIET_WAIT=${QUIET_WAIT:-300}
+QUIET_BUSY=${QUIET_BUSY:-10}
+wait_quiet() {
+    ((QUIET_WAIT > 0)) || return 0
+    local start=$SECONDS pct
+    while :; do
+        pct=$(busy_pct)
+        ((pct < QUIET_BUSY)) && return 0
+        if ((SECONDS - start >= QUIET_WAIT)); then
+            log "nginx-compare: WARNING: the machine is still ${pct}% busy after ${QUIET_WAIT}s; measuring anyway"
+            return 0
+        fi
+        log "nginx-compare: the machine is ${pct}% busy (other work); waiting for it to be quiet"
+    done
+}
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-b0=$(busy_ticks cpu)
-i0=$(idle_ticks cpu)
-sleep 2
-BUSY_BEFORE=$(awk -v b="$(($(busy_ticks cpu) - b0))" -v i="$(($(idle_ticks cpu) - i0))" 'BEGIN {printf "%.0f%%", (b + i > 0 ? 100 * b / (b + i) : 0)}')
+BUSY_BEFORE="$(busy_pct)%"
 log "nginx-compare: load average before: $LOAD_BEFORE; all cores busy over 2 s before the run: $BUSY_BEFORE"
 log "nginx-compare: PIN=$PIN, $ROUNDS round(s) of ${DURATION}s, wrk -t1 -c$CONNECTIONS, warm-up ${WARMUP}s"
 
@@ -499,6 +522,7 @@ for op in "${OPS[@]}"; do
 done
 
 for ((round = 1; round <= ROUNDS; round++)); do
+    wait_quiet
     order=()
     for ((k = 0; k < ${#SERVERS[@]}; k++)); do
         order+=("${SERVERS[$(((k + round - 1) % ${#SERVERS[@]}))]}")
