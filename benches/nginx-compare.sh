@@ -28,9 +28,9 @@
 #   QUIET_WAIT=120   on a shared machine: before each run, wait up to this many seconds for
 #                    the machine to be quiet (all cores under QUIET_BUSY=10 % busy over 2 s;
 #                    0: never wait), and run again (up to RUN_TRIES=3 times in all) a pinned
-#                    run during which other work took more than OTHER_MAX=10 % of core 0;
-#                    all waiting stops after QUIET_BUDGET=1800 s. Other work that remains
-#                    shows in the core0_other_pct column.
+#                    run during which other work took more than OTHER_MAX=10 % of core 0 or
+#                    of core 1; all waiting stops after QUIET_BUDGET=1800 s. Other work that
+#                    remains shows in the core0_other_pct and core1_other_pct columns.
 #   KEEP_TMP=1       keep the temp dir (configs, logs, raw wrk output)
 #   SKIP_BUILD=1     use target/release/teamgate as it is
 # Needs: cargo, curl, taskset (util-linux); installs nginx and wrk from the system packages
@@ -349,6 +349,7 @@ wait_listening "$TG_ON_PID" "$TG_ON_PORT" teamgate-cache-on
 for master in "$STANDIN_PID" "$PASS_PID"; do
     for w in $(pgrep -P "$master" || true); do CHILD_PIDS+=("$w"); done
 done
+read -r -a STANDIN_PIDS <<<"$STANDIN_PID $(pgrep -P "$STANDIN_PID" | tr '\n' ' ')"
 
 # ----- check the answers before measuring ------------------------------------------------------
 
@@ -467,6 +468,14 @@ to_ms() {
 # busy_ticks <cpu|cpu0|...>: user+nice+system+irq+softirq+steal of that line of /proc/stat
 busy_ticks() { awk -v c="$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 idle_ticks() { awk -v c="$1" '$1 == c {print $5 + $6}' /proc/stat; }
+# children_ticks: CPU ticks of this shell's waited-for children (wrk, through timeout), from
+# /proc/$$/stat cutime + cstime (fields 16 and 17); read with a builtin, no child of its own
+children_ticks() {
+    local line fields
+    read -r line <"/proc/$$/stat"
+    read -r -a fields <<<"${line##*) }"
+    echo $((fields[13] + fields[14]))
+}
 drop_pid() {
     local keep=() p
     for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
@@ -488,7 +497,7 @@ run_wrk() {
 
 mkdir -p "$TMP/wrk"
 RAW=$TMP/raw.tsv
-printf 'round\top\tserver\trps\tp50_ms\tp99_ms\trequests\tcpu_us_per_req\tcpu_pct\trss_kb\tthreads\tnon2xx\tsocket_errors\tlog_bytes\tcore0_other_pct\ttries\n' >"$RAW"
+printf 'round\top\tserver\trps\tp50_ms\tp99_ms\trequests\tcpu_us_per_req\tcpu_pct\trss_kb\tthreads\tnon2xx\tsocket_errors\tlog_bytes\tcore0_other_pct\ttries\tcore1_other_pct\n' >"$RAW"
 
 # busy_pct: how busy all cores are over 2 s, in percent (our servers are idle meanwhile)
 busy_pct() {
@@ -547,11 +556,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 log0=0
                 [[ -n $logfile ]] && log0=$(stat -c %s "$logfile")
                 t0=$(cpu_ticks "${pids[@]}")
+                s0=$(cpu_ticks "${STANDIN_PIDS[@]}")
+                k0=$(children_ticks)
+                d0=$(busy_ticks cpu1)
                 c0=$(busy_ticks cpu0)
                 w0=$(date +%s%N)
                 out=$TMP/wrk/round$round-$op-$server.txt
                 run_wrk "$DURATION" "$(server_url "$server" "$op")" "$out"
+                k1=$(children_ticks)
                 t1=$(cpu_ticks "${pids[@]}")
+                s1=$(cpu_ticks "${STANDIN_PIDS[@]}")
+                d1=$(busy_ticks cpu1)
                 c1=$(busy_ticks cpu0)
                 w1=$(date +%s%N)
                 rss=$(status_sum VmRSS "${pids[@]}")
@@ -567,21 +582,24 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 [[ -n $requests && -n $rps && $requests -gt 0 ]] || die "could not read wrk's output: $(cat "$out")"
                 cpu_us=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')
                 # with PIN=1, core 0 time not spent by the server under test: other work on the machine
+                # and core 1 time spent neither by wrk nor by the stand-in
                 other0=-
+                other1=-
                 if [[ $PIN == 1 ]]; then
                     other0=$(awk -v c="$((c1 - c0 - (t1 - t0)))" -v hz="$CLK_TCK" -v ns="$((w1 - w0))" 'BEGIN {v = c / hz / (ns / 1e9) * 100; printf "%.0f", (v < 0 ? 0 : v)}')
+                    other1=$(awk -v c="$((d1 - d0 - (s1 - s0) - (k1 - k0)))" -v hz="$CLK_TCK" -v ns="$((w1 - w0))" 'BEGIN {v = c / hz / (ns / 1e9) * 100; printf "%.0f", (v < 0 ? 0 : v)}')
                 fi
                 cpu_pct=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v ns="$((w1 - w0))" 'BEGIN {printf "%.0f", t / hz / (ns / 1e9) * 100}')
-                if [[ $PIN == 1 ]] && ((other0 > OTHER_MAX && tries < RUN_TRIES)) && budget_left; then
-                    log "nginx-compare: round $round $op $server: other work took ${other0}% of core 0; running it again"
+                if [[ $PIN == 1 ]] && ((tries < RUN_TRIES)) && ((other0 > OTHER_MAX || other1 > OTHER_MAX)) && budget_left; then
+                    log "nginx-compare: round $round $op $server: other work took ${other0}% of core 0 and ${other1}% of core 1; running it again"
                     WAITED=$((WAITED + SECONDS - run_start))
                     continue
                 fi
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$op" "$server" \
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$op" "$server" \
                     "$rps" "$p50" "$p99" "$requests" "$cpu_us" "$cpu_pct" "$rss" "$threads" \
-                    "${non2xx:-0}" "${sockerr:-0}" "$log_bytes" "$other0" "$tries" >>"$RAW"
-                log "$(printf 'round %d %-10s %-19s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %7.1f CPU µs/req (%s%% of a core)  RSS %6d kB  %d threads  non-2xx %s  socket errors %s  log +%d B  core 0 other %s%%' \
-                    "$round" "$op" "$server" "$rps" "$p50" "$p99" "$cpu_us" "$cpu_pct" "$rss" "$threads" "${non2xx:-0}" "${sockerr:-0}" "$log_bytes" "$other0")"
+                    "${non2xx:-0}" "${sockerr:-0}" "$log_bytes" "$other0" "$tries" "$other1" >>"$RAW"
+                log "$(printf 'round %d %-10s %-19s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %7.1f CPU µs/req (%s%% of a core)  RSS %6d kB  %d threads  non-2xx %s  socket errors %s  log +%d B  other work: core 0 %s%%, core 1 %s%%' \
+                    "$round" "$op" "$server" "$rps" "$p50" "$p99" "$cpu_us" "$cpu_pct" "$rss" "$threads" "${non2xx:-0}" "${sockerr:-0}" "$log_bytes" "$other0" "$other1")"
                 if [[ ${non2xx:-0} != 0 || ${sockerr:-0} != 0 ]]; then
                     log "nginx-compare: WARNING: $server $op round $round: non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}"
                 fi
@@ -614,7 +632,7 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
     echo "# teamgate vs nginx, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $CORES cores, kernel $(uname -r)"
-    echo "- teamgate $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)'), release build; $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')"
+    echo "- teamgate $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock mappings 2>/dev/null || echo ' (with local changes to the code)'), release build; $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'); $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')"
     echo "- $ROUNDS interleaved round(s) of ${DURATION} s per server and operation (order rotated each round), wrk -t1 -c$CONNECTIONS --latency, after a ${WARMUP} s warm-up each"
     if [[ $PIN == 1 ]]; then
         echo "- pinned: the server under test alone on core 0 (taskset -c 0); wrk and the stand-in vendor on core 1"
@@ -665,7 +683,8 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
     echo "Non-2xx answers: $(awk -F'\t' 'NR > 1 {n += $12} END {print n + 0}' "$RAW"); socket errors: $(awk -F'\t' 'NR > 1 {n += $13} END {print n + 0}' "$RAW") (all runs)."
     if [[ $PIN == 1 ]]; then
         echo "Core 0 time taken by other processes during the runs (not the server under test): median $(awk -F'\t' 'NR > 1 {print $15}' "$RAW" | median)%, max $(awk -F'\t' 'NR > 1 {print $15}' "$RAW" | sort -g | tail -1)%."
-        echo "Runs measured again because other work took more than $OTHER_MAX % of core 0: $(awk -F'\t' 'NR > 1 {n += $16 - 1} END {print n + 0}' "$RAW"); time spent waiting for a quiet machine or running again: ${WAITED} s."
+        echo "Core 1 time taken by other processes during the runs (neither wrk nor the stand-in): median $(awk -F'\t' 'NR > 1 {print $17}' "$RAW" | median)%, max $(awk -F'\t' 'NR > 1 {print $17}' "$RAW" | sort -g | tail -1)%."
+        echo "Runs measured again because other work took more than $OTHER_MAX % of core 0 or core 1: $(awk -F'\t' 'NR > 1 {n += $16 - 1} END {print n + 0}' "$RAW"); time spent waiting for a quiet machine or running again: ${WAITED} s."
     fi
     echo "teamgate log growth: $(awk -F'\t' 'NR > 1 {n += $14} END {printf "%.1f MB", n / 1e6}' "$RAW") over all measured runs."
     echo
