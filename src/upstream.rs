@@ -11,10 +11,13 @@
 //! the webpki roots, a bound on the answer's size. Tests put a `tower::service_fn` of their
 //! own in its place.
 //!
-//! Retries: only a GET is tried again, once, and only when no answer came back because the
-//! connection could not be made or broke (a pooled connection the vendor had closed, say): a
-//! read is safe to repeat. Anything else is answered as it failed: a write is never retried
-//! blindly, and a timeout is not repeated (the caller's deadline is already spent).
+//! Retries: only a GET (a read, safe to repeat) is tried again, at most twice: when no answer
+//! came back because the connection could not be made or broke (a pooled connection the vendor
+//! had closed, say), after a short backoff with jitter; and when the vendor said 429 or 503,
+//! after its `Retry-After` (seconds or HTTP-date) when that is short, else after the backoff.
+//! A long `Retry-After` goes back to the caller, who owns the deadline. Anything else is
+//! answered as it failed: a write is never retried blindly, and a timeout is not repeated (the
+//! time is already spent).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -69,7 +72,7 @@ pub type Upstream = BoxCloneSyncService<UpstreamRequest, UpstreamResponse, Upstr
 /// `max_body` bytes fail.
 pub fn client(timeout: Duration, max_body: usize) -> Upstream {
     let stack = ServiceBuilder::new()
-        .retry(ReadRetry { left: 1 })
+        .retry(ReadRetry::new())
         .map_err(timed_out_or_failed)
         .timeout(timeout)
         .service(HyperClient::new(timeout, max_body));
@@ -85,35 +88,80 @@ fn timed_out_or_failed(e: BoxError) -> UpstreamError {
     }
 }
 
-/// Sends a GET once more when no answer came back for a reason other than time.
+/// Tries a GET again when it got no answer, or a 429/503 (see the module doc).
 #[derive(Clone)]
 struct ReadRetry {
-    left: usize,
+    left: u32,
+    attempt: u32,
+}
+
+/// Retries of one GET at most.
+const READ_RETRIES: u32 = 2;
+/// The first backoff; doubled each attempt, ±50 % jitter.
+const BACKOFF: Duration = Duration::from_millis(50);
+/// A vendor's `Retry-After` longer than this is the caller's to wait, not ours.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(2);
+
+impl ReadRetry {
+    fn new() -> ReadRetry {
+        ReadRetry {
+            left: READ_RETRIES,
+            attempt: 0,
+        }
+    }
+
+    fn backoff(&self) -> Duration {
+        let jitter: f64 = rand::random_range(0.5..1.5);
+        BACKOFF.mul_f64(f64::from(1u32 << self.attempt.min(8)) * jitter)
+    }
 }
 
 impl tower::retry::Policy<UpstreamRequest, UpstreamResponse, UpstreamError> for ReadRetry {
-    type Future = std::future::Ready<()>;
+    type Future = tokio::time::Sleep;
 
     fn retry(
         &mut self,
         request: &mut UpstreamRequest,
         result: &mut Result<UpstreamResponse, UpstreamError>,
     ) -> Option<Self::Future> {
-        let unanswered = matches!(
-            result,
-            Err(UpstreamError::Connect | UpstreamError::Transport)
-        );
-        if unanswered && request.method == Method::GET && self.left > 0 {
-            self.left -= 1;
-            Some(std::future::ready(()))
-        } else {
-            None
+        if request.method != Method::GET || self.left == 0 {
+            return None;
         }
+        let wait = match result {
+            Err(UpstreamError::Connect | UpstreamError::Transport) => self.backoff(),
+            Ok(answer) if matches!(answer.status, 429 | 503) => {
+                match retry_after(&answer.headers, std::time::SystemTime::now()) {
+                    Some(wait) if wait <= RETRY_AFTER_MAX => wait,
+                    Some(_) => return None,
+                    None => self.backoff(),
+                }
+            }
+            _ => return None,
+        };
+        self.left -= 1;
+        self.attempt += 1;
+        Some(tokio::time::sleep(wait))
     }
 
     fn clone_request(&mut self, request: &UpstreamRequest) -> Option<UpstreamRequest> {
         (request.method == Method::GET).then(|| request.clone())
     }
+}
+
+/// `Retry-After` as a wait: delay-seconds, or an HTTP-date (RFC 9110 §10.2.3) from `now`.
+fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let now = time::OffsetDateTime::from(now);
+    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
 }
 
 /// One HTTP exchange with a vendor over a pooled connection.
@@ -232,20 +280,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn only_an_unanswered_get_is_sent_again_and_only_once() {
+    #[tokio::test(start_paused = true)]
+    async fn only_an_unanswered_get_is_sent_again_and_at_most_twice() {
         for (method, error, expected) in [
-            (Method::GET, UpstreamError::Connect, 2),
-            (Method::GET, UpstreamError::Transport, 2),
+            (Method::GET, UpstreamError::Connect, 3),
+            (Method::GET, UpstreamError::Transport, 3),
             (Method::POST, UpstreamError::Connect, 1),
             (Method::PATCH, UpstreamError::Transport, 1),
             (Method::GET, UpstreamError::Timeout, 1),
             (Method::GET, UpstreamError::TooLarge, 1),
         ] {
             let (inner, calls) = counting(error);
-            let service = ServiceBuilder::new()
-                .retry(ReadRetry { left: 1 })
-                .service(inner);
+            let service = ServiceBuilder::new().retry(ReadRetry::new()).service(inner);
             let result = service.oneshot(request(method.clone())).await;
             assert_eq!(result.unwrap_err(), error);
             assert_eq!(
@@ -254,6 +300,77 @@ mod tests {
                 "{method} failing with {error:?}"
             );
         }
+    }
+
+    /// A vendor answering `status` with `retry_after` twice, then 200; how many calls it got.
+    async fn throttled_then_fine(
+        method: Method,
+        status: u16,
+        retry_after: Option<&str>,
+    ) -> (u16, usize) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let retry_after = retry_after.map(str::to_string);
+        let inner = tower::service_fn(move |_req: UpstreamRequest| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let retry_after = retry_after.clone();
+            async move {
+                let mut headers = HeaderMap::new();
+                if let Some(v) = retry_after.filter(|_| n < 2) {
+                    headers.insert(http::header::RETRY_AFTER, v.parse().unwrap());
+                }
+                Ok::<_, UpstreamError>(UpstreamResponse {
+                    status: if n < 2 { status } else { 200 },
+                    headers,
+                    body: Bytes::new(),
+                })
+            }
+        });
+        let service = ServiceBuilder::new().retry(ReadRetry::new()).service(inner);
+        let answer = service.oneshot(request(method)).await.unwrap();
+        (answer.status, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_read_waits_a_short_retry_after_and_tries_again() {
+        assert_eq!(
+            throttled_then_fine(Method::GET, 429, Some("1")).await,
+            (200, 3)
+        );
+        assert_eq!(throttled_then_fine(Method::GET, 503, None).await, (200, 3));
+        // A long wait is the caller's: the 429 goes back at once.
+        assert_eq!(
+            throttled_then_fine(Method::GET, 429, Some("60")).await,
+            (429, 1)
+        );
+        // Never a write.
+        assert_eq!(
+            throttled_then_fine(Method::POST, 503, Some("0")).await,
+            (503, 1)
+        );
+        assert_eq!(throttled_then_fine(Method::GET, 500, None).await, (500, 1));
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::RETRY_AFTER, v.parse().unwrap());
+            h
+        };
+        assert_eq!(retry_after(&header("3"), now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&header("Sun, 06 Nov 1994 08:49:39 GMT"), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&header("Sun, 06 Nov 1994 08:49:30 GMT"), now),
+            Some(Duration::ZERO),
+            "a date in the past: now"
+        );
+        assert_eq!(retry_after(&header("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
     #[tokio::test(start_paused = true)]
