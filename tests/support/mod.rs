@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cache_fill;
+
 pub mod openapi;
 
 use std::collections::BTreeMap;
