@@ -138,6 +138,12 @@ async fn at_the_concurrency_limit_requests_are_shed_with_retry_after_but_probes_
     let shed = h.get("grafana", "/v1/teams?limit=6").await;
     assert_eq!(shed.status, 503, "{}", shed.text);
     assert_eq!(shed.headers["retry-after"], "1");
+    assert!(
+        h.metrics.render().contains(
+            "teamgate_requests_total{backend=\"none\",operation=\"unrouted\",status=\"503\"} 1"
+        ),
+        "a shed request is counted"
+    );
     assert_eq!(h.get("grafana", "/healthz").await.status, 200);
     assert_eq!(h.get("grafana", "/metrics").await.status, 200);
     let first = busy

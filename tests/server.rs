@@ -308,3 +308,28 @@ async fn a_vendor_answer_past_its_cap_is_refused() {
     assert!(a.text.contains("larger than allowed"), "{}", a.text);
     assert_eq!(h.get("grafana", "/v1/teams?limit=2").await.status, 200);
 }
+
+/// A body naming a member twice is refused, not read as its last value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_with_a_duplicate_member_is_refused() {
+    let h = support::start(&["grafana"]).await;
+    let a = h
+        .send(
+            http::Request::post(format!("{}/v1/teams", h.base))
+                .header("teamgate-backend", "grafana")
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    r#"{"name":"Harmless","name":"Other"}"#,
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (400, "invalid_request"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("appears twice"), "{}", a.text);
+    assert_eq!(h.sim("grafana").request_count(), 0);
+}

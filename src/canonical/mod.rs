@@ -6,6 +6,7 @@
 
 pub mod cursor;
 pub mod route;
+pub mod strict_json;
 pub mod validate;
 
 use std::collections::BTreeMap;

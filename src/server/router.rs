@@ -228,7 +228,7 @@ fn input(op: Operation, body: &Bytes) -> Result<Map<String, Value>, Error> {
             "the body is empty; a JSON object is expected",
         ));
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = crate::canonical::strict_json::parse(body)
         .map_err(|e| Error::invalid(format!("the body is not valid JSON: {e}")))?;
     match (op, mode) {
         (_, Some(mode)) => validate::team_input(&value, mode),
