@@ -337,3 +337,29 @@ async fn a_failing_backend_is_given_a_rest_then_probed_back() {
         .render()
         .contains("teamgate_circuit_refused_total{backend=\"grafana\"} 1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_cut_short_by_the_request_timeout_does_not_jam_the_circuit() {
+    let h = support::start_configured(
+        &[(
+            "grafana",
+            "grafana",
+            "mappings/grafana.toml",
+            "breaker_failures = 1\nbreaker_open_ms = 200\ncache_ttl_ms = 1",
+        )],
+        "[server]\nrequest_timeout_ms = 300",
+    )
+    .await;
+    let sim = h.sim("grafana");
+    sim.set_fault(Some(teamgate_sim::Fault::Status(500)));
+    assert_eq!(h.get("grafana", "/v1/teams?limit=1").await.status, 502);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // The probe: the vendor stalls past the request timeout.
+    sim.set_fault(Some(teamgate_sim::Fault::Latency(Duration::from_secs(2))));
+    let probe = h.get("grafana", "/v1/teams?limit=2").await;
+    assert_eq!(probe.status, 504, "{}", probe.text);
+    sim.set_fault(None);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let next = h.get("grafana", "/v1/teams?limit=3").await;
+    assert_eq!(next.status, 200, "the next probe runs: {}", next.text);
+}

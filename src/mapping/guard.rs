@@ -107,10 +107,32 @@ where
         );
         return Err(refused(detail, 1));
     };
+    // Told the outcome even when the call is dropped half-way (the request timeout above cuts
+    // it short): a probe must never leave the circuit waiting for an answer that never comes.
+    let mut outcome = Outcome {
+        served: &served,
+        probe,
+        failed: true,
+    };
     let result = inner.oneshot(call).await;
     drop(slot);
-    served.breaker.record(vendor_failed(&result), probe);
+    outcome.failed = vendor_failed(&result);
+    drop(outcome);
     result
+}
+
+/// Records a call's outcome in its backend's circuit when dropped: a failure unless the call
+/// finished and said otherwise.
+struct Outcome<'a> {
+    served: &'a Served,
+    probe: bool,
+    failed: bool,
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        self.served.breaker.record(self.failed, self.probe);
+    }
 }
 
 /// A call turned away before its vendor: 503 with `Retry-After`.

@@ -98,11 +98,12 @@ fn shed_or_timed_out(error: BoxError) -> Error {
         shed.retry_after = Some(1);
         shed
     } else if error.is::<tower::timeout::error::Elapsed>() {
+        // The timeout bounds the vendor work of a request: past it, no answer came in time.
         Error::new(
             ErrorCode::UpstreamTimeout,
-            "the request took longer than the configured request timeout",
+            "the backend's work took longer than the configured request timeout",
         )
-        .from_origin(Origin::Teamgate)
+        .from_origin(Origin::Network)
     } else {
         Error::internal("the request failed")
     }
