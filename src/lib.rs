@@ -100,7 +100,7 @@ impl App {
                     // No secret in the file and none needed for the demo: an embedded
                     // vendor gets a fresh random credential unless the env names one.
                     let credential =
-                        from_env.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+                        from_env.unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
                     let vendor = vendors.start(kind, &credential).await?;
                     let url = vendor.base_url.clone();
                     tracing::info!(backend = %backend.name, simulator = %kind, url = %url, "Embedded vendor started");
