@@ -363,3 +363,48 @@ async fn a_probe_cut_short_by_the_request_timeout_does_not_jam_the_circuit() {
     let next = h.get("grafana", "/v1/teams?limit=3").await;
     assert_eq!(next.status, 200, "the next probe runs: {}", next.text);
 }
+
+/// Callers that hang up while their calls wait on the vendor say nothing of the vendor: many
+/// abandoned calls in a row leave the circuit closed (a load generator stopping with 64
+/// requests in flight used to open it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_hanging_up_mid_call_do_not_open_the_circuit() {
+    let h = support::start_configured(
+        &[(
+            "grafana",
+            "grafana",
+            "mappings/grafana.toml",
+            "breaker_failures = 2\nbreaker_open_ms = 60000\ncache_ttl_ms = 1",
+        )],
+        "",
+    )
+    .await;
+    let sim = h.sim("grafana");
+    sim.set_fault(Some(teamgate_sim::Fault::Latency(Duration::from_millis(
+        400,
+    ))));
+    for i in 0..6 {
+        let mut stream = TcpStream::connect(addr(&h)).await.unwrap();
+        let request = format!(
+            "GET /v1/teams?limit={} HTTP/1.1\r\nhost: x\r\nteamgate-backend: grafana\r\n\r\n",
+            i + 1
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        drop(stream);
+    }
+    // Every abandoned call has reached the vendor and been dropped by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sim.request_count() >= 6, "the calls reached the vendor");
+    sim.set_fault(None);
+    let after = h.get("grafana", "/v1/teams?limit=9").await;
+    assert_eq!(
+        after.status, 200,
+        "the circuit stayed closed: {}",
+        after.text
+    );
+    assert!(!h
+        .metrics
+        .render()
+        .contains("teamgate_circuit_refused_total{backend=\"grafana\"} 1"));
+}

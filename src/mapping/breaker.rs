@@ -85,6 +85,20 @@ impl Breaker {
             },
         };
     }
+
+    /// A call that ended without a verdict (its caller went away, or a probe found no free
+    /// slot): a non-probe changes nothing; a probe hands the probing to the next call.
+    pub(super) fn abandon(&self, probe: bool) {
+        if !probe {
+            return;
+        }
+        let mut state = self.state.lock().expect("breaker state");
+        if *state == State::Probing {
+            *state = State::Open {
+                until: Instant::now(),
+            };
+        }
+    }
 }
 
 /// Whether an outcome counts against the vendor: it failed or did not answer. A refusal (4xx)
@@ -112,6 +126,13 @@ mod tests {
             b.record(true, false);
         }
         b.record(false, false);
+        for _ in 0..10 {
+            b.abandon(false);
+        }
+        assert!(
+            matches!(b.admit(), Admit::Go),
+            "abandoned calls are no failures"
+        );
         for _ in 0..3 {
             assert!(matches!(b.admit(), Admit::Go), "a success reset the count");
             b.record(true, false);
@@ -133,6 +154,11 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(10)).await;
         assert!(matches!(b.admit(), Admit::Probe));
+        b.abandon(true);
+        assert!(
+            matches!(b.admit(), Admit::Probe),
+            "an abandoned probe hands the probing to the next call at once"
+        );
         b.record(false, true);
         assert!(matches!(b.admit(), Admit::Go), "a good probe closes it");
     }

@@ -99,7 +99,7 @@ where
         metrics.shed(&call.backend);
         // A probe that could not run leaves the circuit to the next call.
         if probe {
-            served.breaker.record(true, true);
+            served.breaker.abandon(true);
         }
         let detail = format!(
             "backend `{}` has {} calls in flight, its limit; retry shortly",
@@ -107,31 +107,37 @@ where
         );
         return Err(refused(detail, 1));
     };
-    // Told the outcome even when the call is dropped half-way (the request timeout above cuts
-    // it short): a probe must never leave the circuit waiting for an answer that never comes.
+    // The request timeout sits below this stage, so a call that ran out of time finishes here
+    // as an error, and counts. One dropped half-way was abandoned by its caller (a closed
+    // connection): no verdict on the vendor, but a probe must never leave the circuit waiting
+    // for an answer that never comes.
     let mut outcome = Outcome {
         served: &served,
         probe,
-        failed: true,
+        verdict: None,
     };
     let result = inner.oneshot(call).await;
     drop(slot);
-    outcome.failed = vendor_failed(&result);
+    outcome.verdict = Some(vendor_failed(&result));
     drop(outcome);
     result
 }
 
-/// Records a call's outcome in its backend's circuit when dropped: a failure unless the call
-/// finished and said otherwise.
+/// Records a call's outcome in its backend's circuit when dropped; a call dropped before it
+/// finished is abandoned.
 struct Outcome<'a> {
     served: &'a Served,
     probe: bool,
-    failed: bool,
+    /// Whether the vendor failed, once the call has finished.
+    verdict: Option<bool>,
 }
 
 impl Drop for Outcome<'_> {
     fn drop(&mut self) {
-        self.served.breaker.record(self.failed, self.probe);
+        match self.verdict {
+            Some(failed) => self.served.breaker.record(failed, self.probe),
+            None => self.served.breaker.abandon(self.probe),
+        }
     }
 }
 

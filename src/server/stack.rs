@@ -5,7 +5,7 @@
 //! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
 //!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
 //!   → concurrency limit → canonical router → idempotency keys → read cache
-//!   → request timeout → backend guard (circuit breaker, bulkhead) → mapping engine
+//!   → backend guard (circuit breaker, bulkhead) → request timeout → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
 //!
@@ -71,13 +71,15 @@ pub fn build(
         )))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
+        // Each backend's circuit and its own budget of calls in flight. Above the request
+        // timeout, so the circuit is told of a call cut short as the timeout it is; a call
+        // it sees dropped is one whose caller went away, which says nothing of the vendor.
+        .layer(GuardLayer::new(backends.clone(), metrics.clone()))
         .map_err(shed_or_timed_out)
         // The vendor work of a request, all its upstream steps included. Below the cache and
         // the idempotency keys, so that a write cut short is still seen by both (its outcome
         // is unknown: they invalidate and remember it as such).
         .timeout(limits.request_timeout)
-        // Each backend's circuit and its own budget of calls in flight.
-        .layer(GuardLayer::new(backends.clone(), metrics.clone()))
         .service(Engine::new(backends));
     BoxCloneSyncService::new(stack)
 }
