@@ -10,6 +10,11 @@ use tracing_subscriber::layer::{Identity, Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
+/// mimalloc: a request allocates and frees many small objects (parsed JSON, headers, log
+/// lines); BENCHMARKS.md has what it saves against the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "teamgate",
