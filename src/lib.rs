@@ -38,6 +38,7 @@ pub mod embedded;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+pub mod logs;
 pub mod mapping;
 pub mod metrics;
 pub mod openapi;

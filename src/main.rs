@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use teamgate::embedded::{EmbeddedVendor, EmbeddedVendors, StartFuture};
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::{Identity, Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -120,7 +121,7 @@ fn main() -> ExitCode {
     });
     match command {
         Command::Check { config, print } => {
-            init_logs(cli.log_format, Identity::new());
+            let _logs = init_logs(cli.log_format, Identity::new());
             check(&config, print)
         }
         Command::Serve { config, listen } => serve_main(cli.log_format, config, listen),
@@ -132,7 +133,7 @@ fn main() -> ExitCode {
             fault_admin,
             switches,
         } => {
-            init_logs(cli.log_format, Identity::new());
+            let _logs = init_logs(cli.log_format, Identity::new());
             let faults = SimFaults {
                 fault,
                 admin: fault_admin,
@@ -159,7 +160,7 @@ fn serve_main(
         Ok(exporter) => (exporter, None),
         Err(e) => (None, Some(e)),
     };
-    init_logs(format, exporter.as_ref().map(|e| e.layer()));
+    let _logs = init_logs(format, exporter.as_ref().map(|e| e.layer()));
     if let Some(e) = failure {
         tracing::warn!(error = %e, "OpenTelemetry export not started");
     }
@@ -187,7 +188,7 @@ fn serve_main(
     config: PathBuf,
     listen: Option<std::net::SocketAddr>,
 ) -> ExitCode {
-    init_logs(format, Identity::new());
+    let _logs = init_logs(format, Identity::new());
     if [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -234,8 +235,11 @@ fn check(config: &std::path::Path, print: bool) -> ExitCode {
 }
 
 /// Logs go to stderr. The level comes from `TEAMGATE_LOG`, else `RUST_LOG`, else `info`; it
-/// filters `exporter` (the OpenTelemetry layer, or nothing) too.
-fn init_logs<L>(format: LogFormat, exporter: L)
+/// filters `exporter` (the OpenTelemetry layer, or nothing) too. JSON lines go through a
+/// non-blocking writer (`teamgate::logs`): keep the returned guard until the process ends, so
+/// that what it still holds is written.
+#[must_use]
+fn init_logs<L>(format: LogFormat, exporter: L) -> Option<WorkerGuard>
 where
     L: Layer<Layered<EnvFilter, Registry>> + Send + Sync + 'static,
 {
@@ -247,23 +251,23 @@ where
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = if json {
+    let (logs, guard) = if json {
         // One object a line: the event's fields at the top, the request span's fields
         // (request id, trace id, operation, backend) under `span`.
-        logs.json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed()
+        let (writer, guard) = teamgate::logs::non_blocking();
+        (teamgate::logs::JsonLines::new(writer).boxed(), Some(guard))
     } else {
-        logs.with_ansi(std::io::stderr().is_terminal()).boxed()
+        let human = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal());
+        (human.boxed(), None)
     };
     tracing_subscriber::registry()
         .with(filter)
         .with(exporter)
         .with(logs)
         .init();
+    guard
 }
 
 fn runtime() -> tokio::runtime::Runtime {

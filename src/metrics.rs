@@ -4,7 +4,8 @@
 //! names, HTTP status codes, upstream outcomes — never ids, paths, messages or credentials.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub const REQUESTS_TOTAL: &str = "teamgate_requests_total";
@@ -15,6 +16,7 @@ pub const CONFIG_INFO: &str = "teamgate_config_info";
 pub const BACKEND_SHED_TOTAL: &str = "teamgate_backend_shed_total";
 pub const CIRCUIT_REFUSED_TOTAL: &str = "teamgate_circuit_refused_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "teamgate_config_reloads_total";
+pub const LOG_LINES_DROPPED_TOTAL: &str = "teamgate_log_lines_dropped_total";
 
 /// Seconds: from a cache hit (sub-millisecond) to a vendor at its timeout.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -59,6 +61,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     backend_shed: IntCounterVec,
     circuit_refused: IntCounterVec,
+    log_lines_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -130,6 +133,11 @@ impl Metrics {
             &["backend"],
         )
         .expect("valid metric");
+        let log_lines_dropped = IntCounter::new(
+            LOG_LINES_DROPPED_TOTAL,
+            "Log lines dropped because the log writer was full (stderr slower than the logs).",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream.clone()),
@@ -139,6 +147,7 @@ impl Metrics {
             Box::new(reloads.clone()),
             Box::new(backend_shed.clone()),
             Box::new(circuit_refused.clone()),
+            Box::new(log_lines_dropped.clone()),
         ] {
             registry
                 .register(collector)
@@ -154,6 +163,7 @@ impl Metrics {
             reloads,
             backend_shed,
             circuit_refused,
+            log_lines_dropped,
         }
     }
 
@@ -235,6 +245,12 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        // The log writer counts its drops; the counter catches up at each scrape.
+        let dropped = crate::logs::dropped_lines();
+        let counted = self.log_lines_dropped.get();
+        if dropped > counted {
+            self.log_lines_dropped.inc_by(dropped - counted);
+        }
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
         if encoder
