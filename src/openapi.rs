@@ -138,20 +138,18 @@ fn tag(op: Operation) -> &'static str {
 }
 
 /// The query parameters the router accepts (any other is a 400), as `components/parameters`
-/// names. There is no `include` or `expand`: the router refuses them (`vendor` is always in
-/// the answer, `members` whenever the backend holds them inline).
+/// names. There is no `expand`: `members` come whenever the backend holds them inline.
 fn query_parameters(op: Operation) -> &'static [&'static str] {
     match op {
-        Operation::ListTeams => &["name", "teams_q", "limit", "cursor"],
-        Operation::ListUsers => &["email", "users_q", "limit", "cursor"],
+        Operation::ListTeams => &["name", "teams_q", "limit", "cursor", "include"],
+        Operation::ListUsers => &["email", "users_q", "limit", "cursor", "include"],
         Operation::GetTeam
         | Operation::CreateTeam
         | Operation::UpdateTeam
-        | Operation::DeleteTeam
         | Operation::ListMembers
         | Operation::AddMember
-        | Operation::RemoveMember
-        | Operation::UpdateMember => &[],
+        | Operation::UpdateMember => &["include"],
+        Operation::DeleteTeam | Operation::RemoveMember => &[],
     }
 }
 
@@ -533,6 +531,13 @@ fn parameters() -> Value {
             json!({ "type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": LIMIT_DEFAULT }),
         ),
         "cursor": query("cursor", "The `next_cursor` of the previous page; opaque.", json!({ "type": "string" })),
+        "include": query(
+            "include",
+            "`vendor`: each team, member or user in the answer also carries `vendor`, every field \
+             the vendor returned that has no canonical home (the unified-API convention, as \
+             Merge's `include_remote_data`). Without it the answer holds the canonical fields only.",
+            json!({ "type": "string", "enum": ["vendor"] }),
+        ),
         "Teamgate-Backend": header(
             "Teamgate-Backend",
             "The configured backend to serve the request; the default backend when absent. \
@@ -621,7 +626,7 @@ fn object(properties: Map<String, Value>, required: &[&str]) -> Value {
 fn vendor_object() -> Value {
     json!({
         "type": "object",
-        "description": "Every field the vendor returned that has no canonical home, untouched.",
+        "description": "With `?include=vendor` only: every field the vendor returned that has no canonical home, untouched.",
     })
 }
 
@@ -668,7 +673,7 @@ fn team_schema() -> Value {
     let required: Vec<&str> = properties
         .keys()
         .map(String::as_str)
-        .filter(|k| *k != "members")
+        .filter(|k| *k != "members" && *k != "vendor")
         .collect();
     let mut schema = object(properties.clone(), &required);
     schema["description"] =
@@ -693,7 +698,8 @@ pub(crate) fn user_field(name: &str) -> Option<Value> {
     })
 }
 
-/// A resource read with a field map: its canonical fields, all present, and `vendor`.
+/// A resource read with a field map: its canonical fields, all present, and `vendor` when
+/// asked for.
 fn read_schema(names: &[&str], field: fn(&str) -> Option<Value>) -> Value {
     let mut properties = Map::new();
     for name in names {
@@ -701,8 +707,8 @@ fn read_schema(names: &[&str], field: fn(&str) -> Option<Value>) -> Value {
             properties.insert((*name).to_string(), schema);
         }
     }
-    properties.insert("vendor".into(), vendor_object());
     let required: Vec<String> = properties.keys().cloned().collect();
+    properties.insert("vendor".into(), vendor_object());
     let required: Vec<&str> = required.iter().map(String::as_str).collect();
     object(properties, &required)
 }
@@ -1083,14 +1089,19 @@ mod tests {
                 let value = match name.as_str() {
                     "limit" => "2",
                     "cursor" => &cursor,
+                    "include" => "vendor",
                     _ => "x",
                 };
                 let query = format!("{name}={value}");
                 let routed = route(&method(&verb), &sample(&path), Some(&query));
                 assert!(routed.is_ok(), "{verb} {path}?{query}: {routed:?}");
             }
-            // Not documented, so refused: DESIGN's `include=vendor` / `expand=members` too.
-            for query in ["include=vendor", "expand=members", "colour=red"] {
+            // Not documented, so refused: DESIGN's `expand=members` too.
+            let mut refused = vec!["expand=members", "colour=red", "include=remote"];
+            if !names.iter().any(|n| n == "include") {
+                refused.push("include=vendor");
+            }
+            for query in refused {
                 let routed = route(&method(&verb), &sample(&path), Some(query));
                 assert!(routed.is_err(), "{verb} {path}?{query} is accepted");
             }

@@ -56,13 +56,33 @@ async fn lifecycle(backend: &str) {
         .to_string();
     assert_eq!(created.body["name"], "Platform", "names are trimmed");
     assert_eq!(created.body["backend"], backend);
-    assert!(created.body["vendor"].is_object(), "vendor fields are kept");
+    assert_eq!(
+        created.body.get("vendor"),
+        None,
+        "leftovers only on request"
+    );
     let location = created.headers["location"].to_str().unwrap();
     assert_eq!(location, format!("/v1/teams/{}", urlencode(&id)));
     let got = h.get(backend, location).await;
     assert_eq!(got.status, 200, "{}", got.text);
     assert_eq!(got.body["id"], id.as_str());
     assert_eq!(got.body["name"], "Platform");
+    assert_eq!(got.body.get("vendor"), None);
+    // The vendor's leftovers, one query parameter away; the two forms are cached apart.
+    let with_vendor = h.get(backend, &format!("{location}?include=vendor")).await;
+    assert_eq!(with_vendor.status, 200, "{}", with_vendor.text);
+    assert!(
+        with_vendor.body["vendor"].is_object(),
+        "{}",
+        with_vendor.text
+    );
+    assert_eq!(with_vendor.body["name"], "Platform");
+    assert_eq!(h.get(backend, location).await.body.get("vendor"), None);
+    let listed = h.get(backend, "/v1/teams?include=vendor&limit=3").await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    for team in listed.body["teams"].as_array().unwrap() {
+        assert!(team["vendor"].is_object(), "{team}");
+    }
 
     // list, through at least two pages
     for name in ["Alpha", "Bravo", "Charlie"] {

@@ -42,6 +42,9 @@ struct FixtureRequest {
     #[serde(default)]
     input: Map<String, Value>,
     page: Option<[usize; 2]>,
+    /// `?include=vendor`.
+    #[serde(default)]
+    include_vendor: bool,
 }
 
 #[derive(Deserialize, Clone)]
@@ -239,6 +242,7 @@ async fn run(mapping: &Arc<Mapping>, file: &Path) -> Vec<String> {
     request.user_id = fixture.request.user_id.clone();
     request.query = fixture.request.query.clone();
     request.input = fixture.request.input.clone();
+    request.include_vendor = fixture.request.include_vendor;
     request.page = fixture
         .request
         .page
@@ -261,6 +265,12 @@ async fn run(mapping: &Arc<Mapping>, file: &Path) -> Vec<String> {
                 problems.push(format!(
                     "status {} != {}",
                     answer.status, fixture.expect.status
+                ));
+            }
+            let body = answer.json().unwrap_or(Value::Null);
+            if !fixture.request.include_vendor && has_vendor(&body) {
+                problems.push(format!(
+                    "`vendor` in an answer that did not ask for it: {body}"
                 ));
             }
             if let Some(expected) = &fixture.expect.body {
@@ -361,4 +371,13 @@ async fn every_mapping_fixture_holds() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Whether any object in `value` has a `vendor` member (the leftovers).
+fn has_vendor(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key("vendor") || map.values().any(has_vendor),
+        Value::Array(items) => items.iter().any(has_vendor),
+        _ => false,
+    }
 }

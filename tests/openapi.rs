@@ -126,7 +126,7 @@ fn the_checker_refuses_answers_the_document_does_not_describe() {
     let team = json!({
         "id": "1", "name": "A", "description": null, "email": null, "parent_id": null,
         "member_count": 0, "created_at": null, "updated_at": null,
-        "backend": "grafana", "vendor": {},
+        "backend": "grafana",
     });
     let fits = |method: Method, path: &str, status: u16, headers: &HeaderMap, body: &Value| {
         let bytes = match body {
@@ -142,6 +142,11 @@ fn the_checker_refuses_answers_the_document_does_not_describe() {
     };
     let ok = json_headers("application/json");
     assert!(fits(Method::GET, "/v1/teams/1", 200, &ok, &team));
+    let mut with_vendor = team.clone();
+    with_vendor["vendor"] = json!({ "uid": "a1" });
+    assert!(fits(Method::GET, "/v1/teams/1", 200, &ok, &with_vendor));
+    with_vendor["vendor"] = json!("a1");
+    assert!(!fits(Method::GET, "/v1/teams/1", 200, &ok, &with_vendor));
 
     let mut integer_id = team.clone();
     integer_id["id"] = json!(1);

@@ -328,8 +328,10 @@ pub(crate) fn key(
         .map(|p| format!("{}:{}", p.limit, p.offset))
         .unwrap_or_default();
     let s = SEPARATOR;
+    // The two forms of an answer, with and without its vendor leftovers, are kept apart.
+    let form = if request.include_vendor { "vendor" } else { "" };
     Some(format!(
-        "{backend}{s}{}{s}{credential:x}{s}{backend_generation}.{generation}{s}{team}{s}{}{s}{}{s}{page}",
+        "{backend}{s}{}{s}{credential:x}{s}{backend_generation}.{generation}{s}{team}{s}{}{s}{}{s}{page}{s}{form}",
         request.op.name(),
         request.user_id.as_deref().unwrap_or(""),
         query.join("&")

@@ -104,6 +104,10 @@ pub struct CanonicalRequest {
     /// The validated body (canonical fields only).
     pub input: Map<String, Value>,
     pub page: Option<PageRequest>,
+    /// `?include=vendor`: answer each resource with its `vendor` leftovers (the fields the
+    /// vendor returned that have no canonical home). Off by default: nobody pays for them
+    /// unless asked.
+    pub include_vendor: bool,
 }
 
 impl CanonicalRequest {
@@ -115,6 +119,7 @@ impl CanonicalRequest {
             query: BTreeMap::new(),
             input: Map::new(),
             page: None,
+            include_vendor: false,
         }
     }
 }

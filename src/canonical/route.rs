@@ -84,9 +84,11 @@ fn path_id(raw: &str) -> Result<String, Error> {
 
 fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<(), Error> {
     let allowed: &[&str] = match request.op {
-        Operation::ListTeams => &["name", "q", "limit", "cursor"],
-        Operation::ListUsers => &["email", "q", "limit", "cursor"],
-        _ => &[],
+        Operation::ListTeams => &["name", "q", "limit", "cursor", "include"],
+        Operation::ListUsers => &["email", "q", "limit", "cursor", "include"],
+        // Every operation that answers a resource can carry its vendor leftovers.
+        Operation::DeleteTeam | Operation::RemoveMember => &[],
+        _ => &["include"],
     };
     let mut params = BTreeMap::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -103,6 +105,18 @@ fn parse_query(request: &mut CanonicalRequest, query: Option<&str>) -> Result<()
             return Err(Error::invalid(format!(
                 "query parameter `{key}` is repeated"
             )));
+        }
+    }
+    if let Some(include) = params.remove("include") {
+        for part in include.split(',').map(str::trim) {
+            match part {
+                "vendor" => request.include_vendor = true,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "`include` accepts `vendor`, not `{part}`"
+                    )))
+                }
+            }
         }
     }
     if request.op.is_list() {
@@ -205,6 +219,28 @@ mod tests {
             );
         }
         assert!(route(&Method::GET, "/v1/teams/1", Some("x=1")).is_err());
+    }
+
+    #[test]
+    fn vendor_leftovers_are_included_only_on_request() {
+        assert!(!op(Method::GET, "/v1/teams/1", None).include_vendor);
+        assert!(op(Method::GET, "/v1/teams/1", Some("include=vendor")).include_vendor);
+        let list = op(Method::GET, "/v1/teams", Some("include=vendor&limit=3"));
+        assert!(list.include_vendor);
+        assert!(list.query.is_empty(), "not a filter: {:?}", list.query);
+        assert!(op(Method::POST, "/v1/teams", Some("include=vendor")).include_vendor);
+        for bad in [
+            "include=remote",
+            "include=vendor,x",
+            "include=vendor&include=vendor",
+        ] {
+            assert!(
+                route(&Method::GET, "/v1/teams/1", Some(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        // Nothing to include in a 204.
+        assert!(route(&Method::DELETE, "/v1/teams/1", Some("include=vendor")).is_err());
     }
 
     #[test]

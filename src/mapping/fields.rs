@@ -71,10 +71,16 @@ impl FieldMap {
     }
 
     /// Reads a vendor object into canonical members `names` (in that order, `null` when the
-    /// vendor has no value), plus `vendor` with everything not consumed. `members` reads the
-    /// inline member list with `member_map`. The object is taken, not copied: what no field
-    /// consumed becomes `vendor` as it is.
-    pub fn read(&self, object: Value, names: &[&str], member_map: Option<&FieldMap>) -> Value {
+    /// vendor has no value), plus, with `leftovers`, `vendor` with everything not consumed.
+    /// `members` reads the inline member list with `member_map`. The object is taken, not
+    /// copied: what no field consumed becomes `vendor` as it is.
+    pub fn read(
+        &self,
+        object: Value,
+        names: &[&str],
+        member_map: Option<&FieldMap>,
+        leftovers: bool,
+    ) -> Value {
         let mut out = Map::new();
         let mut consumed: Vec<&[String]> = Vec::new();
         for name in names {
@@ -91,7 +97,7 @@ impl FieldMap {
                     Value::Array(
                         items
                             .into_iter()
-                            .map(|item| m.read(item, MEMBER_FIELDS, None))
+                            .map(|item| m.read(item, MEMBER_FIELDS, None, leftovers))
                             .collect(),
                     )
                 }),
@@ -99,7 +105,7 @@ impl FieldMap {
             };
             match converted {
                 Some(value) => {
-                    if let Some(plain) = &field.plain {
+                    if let (true, Some(plain)) = (leftovers, &field.plain) {
                         consumed.push(plain);
                     }
                     out.insert((*name).to_string(), value);
@@ -110,13 +116,16 @@ impl FieldMap {
                 }
             }
         }
-        let mut leftovers = object;
-        for plain in consumed {
-            remove_plain(&mut leftovers, plain);
+        if !leftovers {
+            return Value::Object(out);
         }
-        let vendor = match leftovers {
+        let mut rest = object;
+        for plain in consumed {
+            remove_plain(&mut rest, plain);
+        }
+        let vendor = match rest {
             Value::Null => Value::Object(Map::new()),
-            Value::Object(_) => leftovers,
+            Value::Object(_) => rest,
             other => serde_json::json!({ "value": other }),
         };
         out.insert("vendor".into(), vendor);
@@ -242,7 +251,12 @@ mod tests {
         };
         let vendor =
             json!({"id": 5, "type": "team", "attributes": {"name": "A", "created": 0, "x": 1}});
-        let team = map.read(vendor, &["id", "name", "description", "created_at"], None);
+        let names = &["id", "name", "description", "created_at"];
+        let plain = map.read(vendor.clone(), names, None, false);
+        assert_eq!(plain.get("vendor"), None, "leftovers only when asked");
+        let team = map.read(vendor, names, None, true);
+        assert_eq!(team.as_object().unwrap().len(), 5);
+        assert_eq!(plain.as_object().unwrap().len(), 4);
         assert_eq!(team["id"], "5");
         assert_eq!(team["name"], "A");
         assert_eq!(team["description"], Value::Null);
@@ -266,7 +280,7 @@ mod tests {
             )],
         };
         assert_eq!(
-            map.read(json!({"permission": 4}), &["role"], None)["role"],
+            map.read(json!({"permission": 4}), &["role"], None, false)["role"],
             "admin"
         );
         assert_eq!(map.vendor_role("member"), Some(json!(0)));

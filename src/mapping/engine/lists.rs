@@ -47,13 +47,13 @@ impl Backend {
                     (None, None) => false,
                 };
                 let raw = self.take_items(plan, ctx);
-                let items = self.list_items(req.op, raw, &req.query)?;
+                let items = self.list_items(req, raw)?;
                 (items, more && raw_len > 0)
             }
             Paging::All => {
                 self.run_steps(plan, ctx, caller).await?;
                 let raw = self.take_items(plan, ctx);
-                let all = self.list_items(req.op, raw, &req.query)?;
+                let all = self.list_items(req, raw)?;
                 let more = all.len() > offset + size;
                 let page = all.into_iter().skip(offset).take(size).collect();
                 (page, more)
@@ -101,10 +101,10 @@ impl Backend {
     /// filter differently or not at all; the canonical meaning is the same on every backend).
     pub(super) fn list_items(
         &self,
-        op: Operation,
+        req: &CanonicalRequest,
         raw: Vec<Value>,
-        query: &std::collections::BTreeMap<String, String>,
     ) -> Result<Vec<Value>, Error> {
+        let (op, query, leftovers) = (req.op, &req.query, req.include_vendor);
         let lower = |k: &str| query.get(k).map(|v| v.to_lowercase());
         let (name, q, email) = (lower("name"), lower("q"), lower("email"));
         let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_lowercase();
@@ -114,7 +114,7 @@ impl Backend {
                     if self.is_hidden(&item) {
                         return None;
                     }
-                    let team = self.read_team(item);
+                    let team = self.read_team(item, leftovers);
                     if !(team["id"].is_string() && team["name"].is_string()) {
                         return Some(Err(bad_answer("a listed team has no id or no name")));
                     }
@@ -124,7 +124,7 @@ impl Backend {
                     keep.then_some(Ok(team))
                 }
                 _ => {
-                    let user = self.mapping.user.read(item, USER_FIELDS, None);
+                    let user = self.mapping.user.read(item, USER_FIELDS, None, leftovers);
                     if !user["id"].is_string() {
                         return Some(Err(bad_answer("a listed user has no id")));
                     }

@@ -98,7 +98,7 @@ impl Backend {
     ) -> Result<Vec<Value>, Error> {
         let list = self.plan(Operation::ListMembers)?;
         self.run_steps(list, ctx, caller).await?;
-        self.members_from(list, ctx)
+        self.members_from(list, ctx, false)
     }
 
     /// The member as the vendor now has it, read back from a fresh member list.
@@ -113,7 +113,7 @@ impl Backend {
         let mut ctx = self.context(&list_req);
         let list = self.plan(Operation::ListMembers)?;
         self.run_steps(list, &mut ctx, caller).await?;
-        let members = self.members_from(list, &ctx)?;
+        let members = self.members_from(list, &ctx, req.include_vendor)?;
         members
             .into_iter()
             .find(|m| m["user_id"] == user_id)
@@ -167,14 +167,20 @@ impl Backend {
             })
     }
 
+    /// The canonical members of a member list answer; with `leftovers`, each with `vendor`.
     pub(super) fn members_from(
         &self,
         plan: &OperationPlan,
         ctx: &Ctx,
+        leftovers: bool,
     ) -> Result<Vec<Value>, Error> {
         self.items(plan, ctx)
             .into_iter()
-            .map(|item| self.mapping.member.read(item, MEMBER_FIELDS, None))
+            .map(|item| {
+                self.mapping
+                    .member
+                    .read(item, MEMBER_FIELDS, None, leftovers)
+            })
             .map(|mut m| {
                 if !m["user_id"].is_string() {
                     return Err(bad_answer("a listed member has no user id"));

@@ -182,7 +182,11 @@ impl Backend {
             }
             Operation::GetTeam => {
                 self.run_steps(plan, &mut ctx, caller).await?;
-                Ok(CanonicalResponse::ok(self.team_from(plan, &ctx)?))
+                Ok(CanonicalResponse::ok(self.team_from(
+                    plan,
+                    &ctx,
+                    req.include_vendor,
+                )?))
             }
             Operation::CreateTeam => {
                 self.run_steps(plan, &mut ctx, caller).await?;
@@ -200,14 +204,16 @@ impl Backend {
                 if let Some(read) = plan.read {
                     let read_plan = self.plan(read)?;
                     self.run_steps(read_plan, &mut ctx, caller).await?;
-                    let current = self.team_from(read_plan, &ctx)?;
+                    // The whole team, leftovers too: the update's templates may need them.
+                    let current = self.team_from(read_plan, &ctx, true)?;
                     let merged = merge(&current, &req.input);
                     ctx["current"] = current;
                     ctx["merged"] = merged;
                 }
                 self.run_steps(plan, &mut ctx, caller).await?;
                 Ok(CanonicalResponse::ok(
-                    self.team_result(plan, &ctx, caller).await?,
+                    self.team_result(plan, &ctx, caller, req.include_vendor)
+                        .await?,
                 ))
             }
             Operation::DeleteTeam => {
@@ -216,7 +222,7 @@ impl Backend {
             }
             Operation::ListMembers => {
                 self.run_steps(plan, &mut ctx, caller).await?;
-                let members = self.members_from(plan, &ctx)?;
+                let members = self.members_from(plan, &ctx, req.include_vendor)?;
                 Ok(CanonicalResponse::ok(json!({ "members": members })))
             }
             Operation::AddMember | Operation::UpdateMember => {

@@ -22,9 +22,16 @@ impl Backend {
         req: &CanonicalRequest,
     ) -> Result<(Value, bool), Error> {
         let Some(id) = self.new_team_id(plan, ctx) else {
-            return Ok((self.team_result(plan, ctx, req.op).await?, false));
+            return Ok((
+                self.team_result(plan, ctx, req.op, req.include_vendor)
+                    .await?,
+                false,
+            ));
         };
-        match self.team_result(plan, ctx, req.op).await {
+        match self
+            .team_result(plan, ctx, req.op, req.include_vendor)
+            .await
+        {
             Ok(team) => Ok((team, false)),
             Err(error) => {
                 tracing::warn!(
@@ -42,7 +49,9 @@ impl Backend {
                 }
                 team.remove("members");
                 team.insert("backend".into(), Value::String(self.name.clone()));
-                team.insert("vendor".into(), Value::Object(Map::new()));
+                if req.include_vendor {
+                    team.insert("vendor".into(), Value::Object(Map::new()));
+                }
                 Ok((Value::Object(team), true))
             }
         }
@@ -70,6 +79,7 @@ impl Backend {
         plan: &OperationPlan,
         ctx: &Ctx,
         caller: Operation,
+        leftovers: bool,
     ) -> Result<Value, Error> {
         match (plan.then, &plan.id) {
             (Some(Operation::GetTeam), Some(_)) => {
@@ -81,13 +91,18 @@ impl Backend {
                 let get_plan = self.plan(Operation::GetTeam)?;
                 let mut get_ctx = self.context(&get);
                 self.run_steps(get_plan, &mut get_ctx, caller).await?;
-                self.team_from(get_plan, &get_ctx)
+                self.team_from(get_plan, &get_ctx, leftovers)
             }
-            _ => self.team_from(plan, ctx),
+            _ => self.team_from(plan, ctx, leftovers),
         }
     }
 
-    pub(super) fn team_from(&self, plan: &OperationPlan, ctx: &Ctx) -> Result<Value, Error> {
+    pub(super) fn team_from(
+        &self,
+        plan: &OperationPlan,
+        ctx: &Ctx,
+        leftovers: bool,
+    ) -> Result<Value, Error> {
         let object = plan
             .team
             .as_ref()
@@ -98,7 +113,7 @@ impl Backend {
             return Err(Error::not_found("the team does not exist (it was deleted)")
                 .from_origin(Origin::Vendor));
         }
-        let team = self.read_team(object);
+        let team = self.read_team(object, leftovers);
         // A team without an id or a name is not a team: an error in words this mapping does
         // not know (inside HTTP 200, say), not an answer to pass on.
         if !(team["id"].is_string() && team["name"].is_string()) {
@@ -107,9 +122,13 @@ impl Backend {
         Ok(team)
     }
 
-    pub(super) fn read_team(&self, object: Value) -> Value {
+    /// The canonical team of a vendor team object; with `leftovers`, its `vendor` object too.
+    pub(super) fn read_team(&self, object: Value, leftovers: bool) -> Value {
         let member_map = Some(&self.mapping.member);
-        let mut team = self.mapping.team.read(object, TEAM_FIELDS, member_map);
+        let mut team = self
+            .mapping
+            .team
+            .read(object, TEAM_FIELDS, member_map, leftovers);
         if team["member_count"].is_null() {
             if let Some(members) = team.get("members").and_then(Value::as_array) {
                 team["member_count"] = json!(members.len());
@@ -123,9 +142,11 @@ impl Backend {
             }
         }
         if let Some(map) = team.as_object_mut() {
-            let vendor = map.remove("vendor").unwrap_or(Value::Null);
+            let vendor = map.remove("vendor");
             map.insert("backend".into(), Value::String(self.name.clone()));
-            map.insert("vendor".into(), vendor);
+            if let Some(vendor) = vendor {
+                map.insert("vendor".into(), vendor);
+            }
         }
         team
     }
