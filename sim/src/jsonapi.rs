@@ -452,6 +452,10 @@ enum Op {
     NotCt,
     Pre,
     Suf,
+    /// `in:a,b,c`: one of the comma-separated values [I: Pulse lists `in` and `!in` among its
+    /// operators without saying how the values are written; a comma list is the usual form].
+    In,
+    NotIn,
 }
 
 /// One `filter[attr]=op:value`.
@@ -477,11 +481,13 @@ impl Filter {
             "!ct" => Op::NotCt,
             "pre" => Op::Pre,
             "suf" => Op::Suf,
+            "in" => Op::In,
+            "!in" => Op::NotIn,
             other => {
                 return Err(param_error(
                     &parameter,
                     format!(
-                        "unsupported operator `{other}` (supported: eq, !eq, ct, !ct, pre, suf)"
+                        "unsupported operator `{other}` (supported: eq, !eq, ct, !ct, pre, suf, in, !in)"
                     ),
                 )
                 .into())
@@ -510,6 +516,8 @@ impl Filter {
             Op::NotCt => !c.contains(&v),
             Op::Pre => c.starts_with(&v),
             Op::Suf => c.ends_with(&v),
+            Op::In => v.split(',').any(|one| one == c),
+            Op::NotIn => v.split(',').all(|one| one != c),
         }
     }
 }
@@ -1293,13 +1301,14 @@ impl JsonApi {
         parse_include(req, &[])?;
         refuse_sort(req)?;
         let page = Page::from_request(req)?;
-        let filters = attribute_filters(filter_params(req)?, &["name", "email", "username"])?;
+        let filters = attribute_filters(filter_params(req)?, &["id", "name", "email", "username"])?;
         let matching: Vec<usize> = (0..PEOPLE.len())
             .filter(|i| {
                 let p = PEOPLE[*i];
                 filters.iter().all(|f| match f.attr.as_str() {
-                    // Emails are case-insensitive addresses.
+                    // Emails are case-insensitive addresses, ids UUIDs.
                     "email" => f.matches(p.email, true),
+                    "id" => f.matches(&jsonapi_user_id(*i), true),
                     "name" => f.matches(p.name, false),
                     _ => f.matches(p.login, false),
                 })
