@@ -2907,8 +2907,22 @@ mod tests {
         assert_eq!(names(&r), ["Dan Dietrich"]);
         let r = get(&mut s, "/api/v1/users?page[size]=4&page[number]=2");
         assert_eq!(names(&r), ["Eve Ekström", "Frank Ó Fiach"]);
+        let r = get(
+            &mut s,
+            &format!(
+                "/api/v1/users?filter[id]=in:{},{},nobody",
+                jsonapi_user_id(4),
+                jsonapi_user_id(1).to_uppercase()
+            ),
+        );
+        assert_eq!(names(&r), ["Bob Builder", "Eve Ekström"]);
+        let r = get(
+            &mut s,
+            "/api/v1/users?filter[email]=!in:ada@example.com,bob@example.com",
+        );
+        assert_eq!(names(&r).len(), PEOPLE.len() - 2);
         for query in [
-            "filter[email]=in:a",
+            "filter[email]=gt:a",
             "filter[phone]=eq:1",
             "page[size]=0",
             "include=teams",
