@@ -8,13 +8,13 @@
 //! team already gone) count as done, so a write whose answer was lost and that is sent again
 //! is harmless.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::plan::{Plan, TeamPlan};
-use super::Side;
+use super::{MemberState, Side};
 use crate::canonical::{CanonicalRequest, Operation};
 use crate::error::{Error, ErrorCode};
 
@@ -27,6 +27,9 @@ pub struct Applied {
     pub roles_changed: usize,
     pub members_removed: usize,
     pub teams_deleted: usize,
+    /// With `--prune`: members a vendor put into a team it created by itself (its creator),
+    /// removed. Not an action of the plan, which could not know them.
+    pub vendor_added_removed: usize,
     pub failures: Vec<Failure>,
 }
 
@@ -71,7 +74,7 @@ pub async fn apply(
             + team.add.len()
             + team.change_role.len()
             + team.remove.len();
-        let result = apply_team(target, team, &mut ids, &mut applied, |what| {
+        let result = apply_team(target, plan.prune, team, &mut ids, &mut applied, |what| {
             done += 1;
             progress(done, total, what);
         })
@@ -100,6 +103,7 @@ pub async fn apply(
 
 async fn apply_team(
     target: &Side,
+    prune: bool,
     team: &TeamPlan,
     ids: &mut HashMap<String, String>,
     applied: &mut Applied,
@@ -144,7 +148,17 @@ async fn apply_team(
                 })?;
             applied.teams_created += 1;
             ids.insert(name.to_string(), id.clone());
-            id
+            // Some vendors put people into a team they create (its creator, as an owner).
+            let present = target
+                .members(&id)
+                .await
+                .map_err(|e| failure(name, "list_members", &e))?
+                .0;
+            let mut team = team.clone();
+            reconcile_created(target, prune, &mut team, &present, &id, applied, &mut step)
+                .await
+                .map_err(|(action, e)| failure(name, &action, &e))?;
+            return add_members(target, &team, &id, applied, &mut step).await;
         }
         Some(id) => {
             if !fields.is_empty() {
@@ -161,6 +175,81 @@ async fn apply_team(
             id.clone()
         }
     };
+    add_members(target, team, &team_id, applied, &mut step).await
+}
+
+/// A team just created already holds `present`: planned members among them are there (their
+/// role set where it differs), and with `--prune` the others go.
+async fn reconcile_created(
+    target: &Side,
+    prune: bool,
+    team: &mut TeamPlan,
+    present: &[MemberState],
+    team_id: &str,
+    applied: &mut Applied,
+    step: &mut impl FnMut(&str),
+) -> Result<(), (String, Error)> {
+    let holds = target.holds();
+    let wanted: HashSet<String> = team.add.iter().map(|m| m.email.clone()).collect();
+    let mut adds = Vec::new();
+    for member in std::mem::take(&mut team.add) {
+        let Some(there) = present
+            .iter()
+            .find(|p| p.email.as_deref() == Some(member.email.as_str()))
+        else {
+            adds.push(member);
+            continue;
+        };
+        if let Some(role) = member.role.as_ref().filter(|r| **r != there.role) {
+            if holds.update_member {
+                step(&format!("role of {} in {}", member.email, team.name));
+                let mut req = CanonicalRequest::new(Operation::UpdateMember);
+                req.team_id = Some(team_id.to_string());
+                req.user_id = Some(there.user_id.clone());
+                req.input.insert("role".into(), Value::String(role.clone()));
+                target
+                    .call(&req)
+                    .await
+                    .map_err(|e| (format!("update_member {}", member.email), e))?;
+            }
+        }
+        applied.members_added += 1;
+    }
+    team.add = adds;
+    if !(prune && holds.remove_member) {
+        return Ok(());
+    }
+    // A member without an email cannot be told apart: left alone, as a plan would.
+    for member in present {
+        let Some(email) = member.email.as_deref() else {
+            continue;
+        };
+        if wanted.contains(email) {
+            continue;
+        }
+        step(&format!("remove {email} from {}", team.name));
+        let mut req = CanonicalRequest::new(Operation::RemoveMember);
+        req.team_id = Some(team_id.to_string());
+        req.user_id = Some(member.user_id.clone());
+        match target.call(&req).await {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::NotFound => {}
+            Err(e) => return Err((format!("remove_member {email}"), e)),
+        }
+        applied.vendor_added_removed += 1;
+    }
+    Ok(())
+}
+
+async fn add_members(
+    target: &Side,
+    team: &TeamPlan,
+    team_id: &str,
+    applied: &mut Applied,
+    step: &mut impl FnMut(&str),
+) -> Result<(), Failure> {
+    let name = team.name.as_str();
+    let team_id = team_id.to_string();
     for member in &team.add {
         step(&format!("add {} to {name}", member.email));
         let mut req = CanonicalRequest::new(Operation::AddMember);

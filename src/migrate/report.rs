@@ -107,57 +107,13 @@ impl MigrateReport {
 
     /// Notes counted by kind, in a fixed order.
     pub fn note_counts(&self) -> Vec<(&'static str, usize)> {
-        let kinds: [(&str, fn(&Note) -> bool); 12] = [
-            ("people not found in the target", |n| {
-                matches!(n, Note::PersonNotFound { .. })
-            }),
-            ("members without email", |n| {
-                matches!(n, Note::MemberWithoutEmail { .. })
-            }),
-            ("fields the target cannot hold", |n| {
-                matches!(n, Note::FieldNotHeld { .. })
-            }),
-            ("roles the target cannot hold", |n| {
-                matches!(n, Note::RoleNotHeld { .. })
-            }),
-            ("names over the target's limit", |n| {
-                matches!(n, Note::NameTooLong { .. })
-            }),
-            ("names that clash case-insensitively", |n| {
-                matches!(n, Note::NameClash { .. })
-            }),
-            ("descriptions over the target's limit", |n| {
-                matches!(n, Note::DescriptionTooLong { .. })
-            }),
-            ("parents not found", |n| {
-                matches!(n, Note::ParentNotFound { .. })
-            }),
-            ("teams whose members the target cannot hold", |n| {
-                matches!(n, Note::MembersNotHeld { .. })
-            }),
-            ("prunes the target cannot do", |n| {
-                matches!(n, Note::CannotPrune { .. })
-            }),
-            ("target teams with members kept (--prune)", |n| {
-                matches!(n, Note::MembersKept { .. })
-            }),
-            ("target teams kept (--prune)", |n| {
-                matches!(n, Note::TeamKept { .. })
-            }),
-        ];
-        let mut out: Vec<(&'static str, usize)> = kinds
+        NOTE_LABELS
             .iter()
-            .map(|(what, is)| (*what, self.plan.notes.iter().filter(|n| is(n)).count()))
-            .collect();
-        out.push((
-            "target members without email",
-            self.plan
-                .notes
-                .iter()
-                .filter(|n| matches!(n, Note::UnidentifiedMember { .. }))
-                .count(),
-        ));
-        out
+            .map(|label| {
+                let n = self.plan.notes.iter().filter(|n| label_of(n) == *label);
+                (*label, n.count())
+            })
+            .collect()
     }
 
     pub fn to_json(&self) -> Value {
@@ -267,6 +223,41 @@ impl MigrateReport {
         let _ = writeln!(out, "status: {}", self.status());
         out
     }
+}
+
+/// The summary's label of each kind of note, in the summary's order.
+const NOTE_LABELS: [&str; 13] = [
+    "people not found in the target",
+    "members without email",
+    "fields the target cannot hold",
+    "roles the target cannot hold",
+    "names over the target's limit",
+    "names that clash case-insensitively",
+    "descriptions over the target's limit",
+    "parents not found",
+    "teams whose members the target cannot hold",
+    "prunes the target cannot do",
+    "target teams with members kept (--prune)",
+    "target teams kept (--prune)",
+    "target members without email",
+];
+
+fn label_of(note: &Note) -> &'static str {
+    NOTE_LABELS[match note {
+        Note::PersonNotFound { .. } => 0,
+        Note::MemberWithoutEmail { .. } => 1,
+        Note::FieldNotHeld { .. } => 2,
+        Note::RoleNotHeld { .. } => 3,
+        Note::NameTooLong { .. } => 4,
+        Note::NameClash { .. } => 5,
+        Note::DescriptionTooLong { .. } => 6,
+        Note::ParentNotFound { .. } => 7,
+        Note::MembersNotHeld { .. } => 8,
+        Note::CannotPrune { .. } => 9,
+        Note::MembersKept { .. } => 10,
+        Note::TeamKept { .. } => 11,
+        Note::UnidentifiedMember { .. } => 12,
+    }]
 }
 
 fn describe(note: &Note) -> String {
