@@ -20,6 +20,8 @@
 //! - [`openapi`]: the OpenAPI 3.1 description of the canonical API (`GET /openapi.json`).
 //! - [`server`]: the HTTP server and the request path, composed in `server/stack.rs`.
 //! - [`health`]: alive, ready, draining, and the hash of the configuration in service.
+//! - [`migrate`]: `teamgate migrate` and `teamgate diff`: teams and memberships planned,
+//!   carried and compared between two backends, through the mapping engine.
 //! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
 //!   simulators live in their own crate of the workspace, `sim/`; this library never
 //!   imports them).
@@ -41,6 +43,7 @@ pub mod idempotency;
 pub mod logs;
 pub mod mapping;
 pub mod metrics;
+pub mod migrate;
 pub mod openapi;
 #[cfg(feature = "otlp")]
 pub mod otlp;

@@ -38,6 +38,12 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum LogFormat {
     Auto,
     Json,
@@ -62,6 +68,41 @@ enum Command {
         /// secrets masked.
         #[arg(long)]
         print: bool,
+    },
+    /// Plan moving teams and memberships from one backend to another; `--apply` carries the
+    /// plan out. Exit 0: planned, or all applied; 1: an action failed (run again to resume);
+    /// 2: an error; 3: applied, but the plan left things behind (its notes say what).
+    Migrate {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Carry the plan out (without it: a dry run that only prints the plan).
+        #[arg(long)]
+        apply: bool,
+        /// Also remove target members and teams the source does not have.
+        #[arg(long)]
+        prune: bool,
+        /// Only teams whose name matches this glob (`*`, `?`; case-insensitive).
+        #[arg(long, value_name = "GLOB")]
+        teams: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Compare two backends' teams and memberships (fields both hold, members by email and
+    /// role). Exit 0: equal; 1: different; 2: an error.
+    Diff {
+        a: String,
+        b: String,
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Only teams whose name matches this glob (`*`, `?`; case-insensitive).
+        #[arg(long, value_name = "GLOB")]
+        teams: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
     /// Run one vendor simulator standalone.
     Sim {
@@ -125,6 +166,33 @@ fn main() -> ExitCode {
             check(&config, print)
         }
         Command::Serve { config, listen } => serve_main(cli.log_format, config, listen),
+        Command::Migrate {
+            from,
+            to,
+            config,
+            apply,
+            prune,
+            teams,
+            output,
+        } => {
+            let _logs = init_logs(cli.log_format, Identity::new());
+            let options = teamgate::migrate::MigrateOptions {
+                apply,
+                prune,
+                teams,
+            };
+            runtime().block_on(migrate(config, from, to, options, output))
+        }
+        Command::Diff {
+            a,
+            b,
+            config,
+            teams,
+            output,
+        } => {
+            let _logs = init_logs(cli.log_format, Identity::new());
+            runtime().block_on(diff(config, a, b, teams, output))
+        }
         Command::Sim {
             vendor,
             listen,
@@ -310,6 +378,94 @@ async fn serve(config: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCod
     tracing::info!(%addr, "teamgate listening");
     app.serve(listener, shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+/// The app of a configuration, for `migrate` and `diff`; `None` (reported) when it does not
+/// check or build.
+async fn build_app(config: &std::path::Path) -> Option<teamgate::App> {
+    let checked = match teamgate::config::check(config, teamgate_sim::KINDS) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return None;
+        }
+    };
+    match teamgate::App::build_with(checked, &Simulators).await {
+        Ok(app) => Some(app),
+        Err(e) => {
+            eprintln!("teamgate failed to start: {e:#}");
+            None
+        }
+    }
+}
+
+/// `teamgate migrate`; the work is in `teamgate::migrate`.
+async fn migrate(
+    config: PathBuf,
+    from: String,
+    to: String,
+    options: teamgate::migrate::MigrateOptions,
+    output: Output,
+) -> ExitCode {
+    use teamgate::migrate::report::EXIT_ERROR;
+    let Some(app) = build_app(&config).await else {
+        return ExitCode::from(EXIT_ERROR);
+    };
+    // A progress line on a terminal, for the apply.
+    let terminal = std::io::stderr().is_terminal() && output == Output::Text;
+    let mut progress = |done: usize, total: usize, what: &str| {
+        if terminal {
+            eprint!("\r\x1b[2K[{done}/{total}] {what}");
+        }
+    };
+    let result = teamgate::migrate::migrate(&app, &from, &to, &options, &mut progress).await;
+    if terminal && options.apply {
+        eprint!("\r\x1b[2K");
+    }
+    match result {
+        Ok(report) => {
+            let text = match output {
+                Output::Text => report.to_text(),
+                Output::Json => format!("{:#}\n", report.to_json()),
+            };
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("migrate: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// `teamgate diff`; the work is in `teamgate::migrate`.
+async fn diff(
+    config: PathBuf,
+    a: String,
+    b: String,
+    teams: Option<String>,
+    output: Output,
+) -> ExitCode {
+    use teamgate::migrate::report::EXIT_ERROR;
+    let Some(app) = build_app(&config).await else {
+        return ExitCode::from(EXIT_ERROR);
+    };
+    match teamgate::migrate::compare(&app, &a, &b, teams.as_deref()).await {
+        Ok(diff) => {
+            let text = match output {
+                Output::Text => diff.to_text(),
+                Output::Json => format!("{:#}\n", diff.to_json()),
+            };
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::from(diff.exit_code())
+        }
+        Err(e) => {
+            eprintln!("diff: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }
 
 /// `SIGHUP` reloads the mapping files; a reload that does not check keeps the old ones.

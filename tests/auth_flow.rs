@@ -103,13 +103,19 @@ async fn an_expired_token_is_refreshed_once_and_the_call_retried() {
     assert_eq!(a.status, 200, "{}", a.text);
     let log = h.sim("squadcast").requests();
     let paths: Vec<&str> = log.iter().map(|r| r.path.as_str()).collect();
+    // Then the people lookup that fills in the members' emails, with the new token.
     assert_eq!(
         log.len(),
-        3,
-        "refused call, one refresh, one retry: {paths:?}"
+        4,
+        "refused call, one refresh, one retry, the people lookup: {paths:?}"
     );
     assert!(log[1].path.ends_with("/oauth/access-token"));
     assert_eq!(log[0].path, log[2].path);
+    assert_eq!(log[3].path, "/v3/users");
+    assert_eq!(
+        log[3].header("authorization"),
+        log[2].header("authorization")
+    );
     assert_ne!(
         log[0].header("authorization"),
         log[2].header("authorization"),

@@ -210,6 +210,73 @@ async fn lifecycle(backend: &str) {
     );
 }
 
+/// Members carry their email on every backend, whether the vendor's team answer holds
+/// people's details or only their ids (then the mapping's people lookup fills them in).
+async fn member_emails(backend: &str) {
+    let h = start(&[backend]).await;
+    let info = h.describe(backend).await;
+    let inline = info["team_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "members");
+    let id = h.create_team(backend, "Emails").await;
+    let members_path = format!("/v1/teams/{}/members", urlencode(&id));
+    let bob = h.user_id(backend, "bob@example.com").await;
+    let added = h
+        .post(backend, &members_path, json!({ "user_id": bob }))
+        .await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    assert_eq!(added.body["email"], "bob@example.com", "{}", added.text);
+    let by_email = h
+        .post(
+            backend,
+            &members_path,
+            json!({ "email": "Carol@Example.com" }),
+        )
+        .await;
+    assert_eq!(by_email.status, 201, "{}", by_email.text);
+    assert_eq!(
+        by_email.body["email"], "carol@example.com",
+        "{}",
+        by_email.text
+    );
+    assert!(by_email.headers.get("teamgate-partial").is_none());
+
+    // Every member of every answer that lists them has an email (a vendor may have put the
+    // team's creator in by itself: that is someone it knows too).
+    let check = |what: &str, members: &Value| {
+        let members = members
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: {members}"));
+        let emails: Vec<&str> = members
+            .iter()
+            .map(|m| {
+                m["email"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{what}: a member without email: {m}"))
+            })
+            .collect();
+        for email in ["bob@example.com", "carol@example.com"] {
+            assert!(emails.contains(&email), "{what}: {email} in {emails:?}");
+        }
+    };
+    let listed = h.get(backend, &members_path).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(listed.headers.get("teamgate-partial").is_none());
+    check("list_members", &listed.body["members"]);
+    if inline {
+        let team = h
+            .get(backend, &format!("/v1/teams/{}", urlencode(&id)))
+            .await;
+        assert_eq!(team.status, 200, "{}", team.text);
+        check("get_team", &team.body["members"]);
+        let page = h.get(backend, "/v1/teams?name=emails").await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        check("list_teams", &page.body["teams"][0]["members"]);
+    }
+}
+
 async fn taken_name(backend: &str) {
     let h = start(&[backend]).await;
     h.create_team(backend, "Unique").await;
@@ -570,6 +637,8 @@ macro_rules! conformance {
             async fn lifecycle() { super::lifecycle(stringify!($backend)).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn taken_name() { super::taken_name(stringify!($backend)).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn member_emails() { super::member_emails(stringify!($backend)).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn invalid_names() { super::invalid_names(stringify!($backend)).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

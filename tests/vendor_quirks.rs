@@ -345,7 +345,8 @@ async fn a_patch_with_members_replaces_the_list_where_the_vendor_holds_it() {
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(
         created.body["members"],
-        json!([{ "user_id": bob, "email": null, "username": null, "role": "member" }])
+        json!([{ "user_id": bob, "email": "bob@example.com", "username": null, "role": "member" }]),
+        "the member's email comes from the people lookup"
     );
     let id = created.body["id"].as_str().unwrap();
     let a = h

@@ -93,6 +93,9 @@ pub struct FaultPlan {
     /// Only requests of this method (for example `POST`, to fail a create and not the reads
     /// around it); `None`: every method. Requests of another method pass and do not count.
     pub method: Option<Method>,
+    /// How many matching requests still pass untouched before the fault starts ("fail from
+    /// the n-th request on": a run interrupted halfway).
+    pub after: u32,
 }
 
 /// Admin and command-line limits: a latency beyond an hour is a typo, not a test.
@@ -105,6 +108,7 @@ impl FaultPlan {
             fault,
             remaining: None,
             method: None,
+            after: 0,
         }
     }
 
@@ -114,6 +118,7 @@ impl FaultPlan {
             fault,
             remaining: Some(count),
             method: None,
+            after: 0,
         }
     }
 
@@ -123,11 +128,21 @@ impl FaultPlan {
         self
     }
 
+    /// The same plan, starting only after `count` matching requests have passed.
+    pub fn after(mut self, count: u32) -> Self {
+        self.after = count;
+        self
+    }
+
     /// The fault for a request of `method` under the plan in `slot`, counting it down (and
     /// clearing the slot when the count is spent).
     pub(crate) fn take(slot: &mut Option<FaultPlan>, method: &Method) -> Option<Fault> {
         let plan = slot.as_mut()?;
         if plan.method.as_ref().is_some_and(|m| m != method) {
+            return None;
+        }
+        if plan.after > 0 {
+            plan.after -= 1;
             return None;
         }
         let fault = plan.fault.clone();
@@ -260,6 +275,7 @@ impl FaultPlan {
             fault,
             remaining,
             method,
+            after: 0,
         }))
     }
 

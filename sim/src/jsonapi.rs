@@ -452,6 +452,10 @@ enum Op {
     NotCt,
     Pre,
     Suf,
+    /// `in:a,b,c`: one of the comma-separated values [I: Pulse lists `in` and `!in` among its
+    /// operators without saying how the values are written; a comma list is the usual form].
+    In,
+    NotIn,
 }
 
 /// One `filter[attr]=op:value`.
@@ -477,11 +481,13 @@ impl Filter {
             "!ct" => Op::NotCt,
             "pre" => Op::Pre,
             "suf" => Op::Suf,
+            "in" => Op::In,
+            "!in" => Op::NotIn,
             other => {
                 return Err(param_error(
                     &parameter,
                     format!(
-                        "unsupported operator `{other}` (supported: eq, !eq, ct, !ct, pre, suf)"
+                        "unsupported operator `{other}` (supported: eq, !eq, ct, !ct, pre, suf, in, !in)"
                     ),
                 )
                 .into())
@@ -510,6 +516,8 @@ impl Filter {
             Op::NotCt => !c.contains(&v),
             Op::Pre => c.starts_with(&v),
             Op::Suf => c.ends_with(&v),
+            Op::In => v.split(',').any(|one| one == c),
+            Op::NotIn => v.split(',').all(|one| one != c),
         }
     }
 }
@@ -1293,13 +1301,14 @@ impl JsonApi {
         parse_include(req, &[])?;
         refuse_sort(req)?;
         let page = Page::from_request(req)?;
-        let filters = attribute_filters(filter_params(req)?, &["name", "email", "username"])?;
+        let filters = attribute_filters(filter_params(req)?, &["id", "name", "email", "username"])?;
         let matching: Vec<usize> = (0..PEOPLE.len())
             .filter(|i| {
                 let p = PEOPLE[*i];
                 filters.iter().all(|f| match f.attr.as_str() {
-                    // Emails are case-insensitive addresses.
+                    // Emails are case-insensitive addresses, ids UUIDs.
                     "email" => f.matches(p.email, true),
+                    "id" => f.matches(&jsonapi_user_id(*i), true),
                     "name" => f.matches(p.name, false),
                     _ => f.matches(p.login, false),
                 })
@@ -2898,8 +2907,22 @@ mod tests {
         assert_eq!(names(&r), ["Dan Dietrich"]);
         let r = get(&mut s, "/api/v1/users?page[size]=4&page[number]=2");
         assert_eq!(names(&r), ["Eve Ekström", "Frank Ó Fiach"]);
+        let r = get(
+            &mut s,
+            &format!(
+                "/api/v1/users?filter[id]=in:{},{},nobody",
+                jsonapi_user_id(4),
+                jsonapi_user_id(1).to_uppercase()
+            ),
+        );
+        assert_eq!(names(&r), ["Bob Builder", "Eve Ekström"]);
+        let r = get(
+            &mut s,
+            "/api/v1/users?filter[email]=!in:ada@example.com,bob@example.com",
+        );
+        assert_eq!(names(&r).len(), PEOPLE.len() - 2);
         for query in [
-            "filter[email]=in:a",
+            "filter[email]=gt:a",
             "filter[phone]=eq:1",
             "page[size]=0",
             "include=teams",

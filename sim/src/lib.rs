@@ -63,6 +63,11 @@ pub trait Vendor: Send + 'static {
     fn set_switch(&mut self, _name: &str, _on: bool) -> bool {
         false
     }
+    /// The person with this email leaves the account (a test hook: people one vendor knows and
+    /// another does not). Returns false when the vendor cannot do it or knows no such person.
+    fn remove_person(&mut self, _email: &str) -> bool {
+        false
+    }
     /// An error answer of `status` in the vendor's own error shape, `message` where the
     /// vendor's real errors put theirs (injected faults use it: [`Fault::EchoRequest`],
     /// [`Fault::RateLimitedNoRetryAfter`]). The default is Grafana's `{"message": ...}`.
@@ -332,6 +337,15 @@ impl SimHandle {
             .lock()
             .expect("vendor lock")
             .set_switch(name, on)
+    }
+
+    /// The person with `email` leaves this vendor's account ([`Vendor::remove_person`]).
+    pub fn remove_person(&self, email: &str) -> bool {
+        self.shared
+            .vendor
+            .lock()
+            .expect("vendor lock")
+            .remove_person(email)
     }
 
     /// Sends a request straight to the vendor's handler, bypassing HTTP, the log and faults.

@@ -722,6 +722,13 @@ impl Vendor for Squadcast {
         self.dispatch(route, req).unwrap_or_else(|e| e)
     }
 
+    /// The user leaves the organization: no longer listed or found; team members keep the id.
+    fn remove_person(&mut self, email: &str) -> bool {
+        let before = self.users.len();
+        self.users.retain(|u| !u.email.eq_ignore_ascii_case(email));
+        self.users.len() < before
+    }
+
     /// - `rate_limited`: every request answers 429.
     /// - `expire_tokens`: while on, every access token (also ones issued meanwhile) is
     ///   rejected as expired; refresh still answers 200.

@@ -13,8 +13,8 @@ use super::fields::{Field, FieldMap, Kind, TimeFormat};
 use super::file::{self, FieldFile, MappingFile, StatusFile};
 use super::template::{TextTemplate, ValueTemplate};
 use super::{
-    Auth, CheckError, Limits, Mapping, MemberStyle, OperationPlan, Paging, RequestOptions, Step,
-    TokenPlan,
+    Auth, CheckError, Limits, Mapping, MemberStyle, OperationPlan, Paging, PeopleLookup,
+    RequestOptions, Step, TokenPlan,
 };
 use crate::canonical::validate::{DESCRIPTION_MAX, NAME_MAX};
 use crate::canonical::Operation;
@@ -122,6 +122,13 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
         Some(u) => user_map(&mut cx, u.get_ref()),
         None => FieldMap::default(),
     };
+    let people = raw.people.as_ref().and_then(|p| people(&mut cx, p));
+    if let (Some(p), None) = (&raw.people, &raw.member) {
+        cx.error(
+            p.span().start,
+            "[people] fills in members' details but there is no [member] table",
+        );
+    }
     if team.has("members") && raw.member.is_none() {
         cx.error(
             raw.team.span().start,
@@ -159,7 +166,73 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
         team_hidden_if,
         member,
         user,
+        people,
         operations,
+    })
+}
+
+/// `[people]`: steps like an operation's, items, and the fields of a person.
+fn people(cx: &mut Ctx, spanned: &Spanned<file::PeopleFile>) -> Option<PeopleLookup> {
+    let raw = spanned.get_ref();
+    let at = spanned.span().start;
+    let mut steps = Vec::new();
+    let mut names = HashSet::new();
+    for (i, s) in raw.steps.iter().enumerate() {
+        if let Some(step) = step(cx, i, s) {
+            if !names.insert(step.name.clone()) {
+                cx.error(
+                    s.span().start,
+                    format!("[people]: two steps are named `{}`", step.name),
+                );
+            }
+            steps.push(step);
+        }
+    }
+    if raw.steps.is_empty() {
+        cx.error(at, "[people] has no steps");
+    }
+    let mut fields = FieldMap::default();
+    if let Some(f) = field(cx, "user_id", &raw.user_id, Kind::Id) {
+        fields.fields.push(f);
+    }
+    push(cx, &mut fields, "email", &raw.email, Kind::Text);
+    push(cx, &mut fields, "username", &raw.username, Kind::Text);
+    if raw.email.is_none() && raw.username.is_none() {
+        cx.error(
+            at,
+            "[people] needs `email` or `username` (the details it fills in)",
+        );
+    }
+    let items = cx.expr(&raw.items);
+    let batch_max = match &raw.batch_max {
+        None => usize::MAX,
+        Some(n) if *n.get_ref() >= 1 => *n.get_ref() as usize,
+        Some(n) => {
+            cx.error(n.span().start, "people.batch_max must be at least 1");
+            usize::MAX
+        }
+    };
+    let errors = raw
+        .errors
+        .iter()
+        .filter_map(|r| rule(cx, r, Some(Operation::ListUsers)))
+        .collect();
+    Some(PeopleLookup {
+        plan: OperationPlan {
+            op: Operation::ListUsers,
+            read: None,
+            style: MemberStyle::Direct,
+            resolve_user: None,
+            steps,
+            then: None,
+            id: None,
+            team: None,
+            items: Some(items?),
+            paging: Paging::All,
+            errors,
+        },
+        fields,
+        batch_max,
     })
 }
 

@@ -6,7 +6,8 @@
 //! Pipes: `int` (a number, or a string of digits, as a JSON integer), `ints` (each element),
 //! `str` (a scalar as a string), `strs`, `first`, `count` (length of an array), `lower`,
 //! `or(<expression>)` (the fallback when the value is absent or null), `default(<JSON>)`
-//! (a literal fallback).
+//! (a literal fallback), `join(<JSON string>)` (the elements of an array as text, with that
+//! separator: `join(",")`).
 
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::parser::parse_json_path;
@@ -40,6 +41,7 @@ enum Pipe {
     Lower,
     Or(Box<Expr>),
     Default(Value),
+    Join(String),
 }
 
 /// A value that could not be converted as a pipe asked.
@@ -87,14 +89,20 @@ impl Expr {
                 _ => match (
                     pipe.strip_prefix("or(").and_then(|r| r.strip_suffix(')')),
                     pipe.strip_prefix("default(").and_then(|r| r.strip_suffix(')')),
+                    pipe.strip_prefix("join(").and_then(|r| r.strip_suffix(')')),
                 ) {
-                    (Some(inner), _) => Pipe::Or(Box::new(Expr::parse(inner)?)),
-                    (_, Some(literal)) => Pipe::Default(serde_json::from_str(literal).map_err(
+                    (Some(inner), _, _) => Pipe::Or(Box::new(Expr::parse(inner)?)),
+                    (_, Some(literal), _) => Pipe::Default(serde_json::from_str(literal).map_err(
                         |e| format!("`{pipe}`: the default must be a JSON literal ({e})"),
                     )?),
+                    (_, _, Some(separator)) => Pipe::Join(
+                        serde_json::from_str(separator).map_err(|e| {
+                            format!("`{pipe}`: the separator must be a JSON string ({e})")
+                        })?,
+                    ),
                     _ => {
                         return Err(format!(
-                            "unknown pipe `{pipe}` (known: int, ints, str, strs, first, count, lower, or(...), default(...))"
+                            "unknown pipe `{pipe}` (known: int, ints, str, strs, first, count, lower, or(...), default(...), join(...))"
                         ))
                     }
                 },
@@ -221,6 +229,13 @@ impl Expr {
             },
             Pipe::Count => Value::from(self.array(&value)?.len()),
             Pipe::Lower => Value::String(self.to_str(&value)?.to_lowercase()),
+            Pipe::Join(separator) => Value::String(
+                self.array(&value)?
+                    .iter()
+                    .map(|v| self.to_str(v))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(separator),
+            ),
         };
         Ok(Some(out))
     }
@@ -342,6 +357,9 @@ mod tests {
         assert_eq!(eval("$.ids | first | str", &ctx), Some(json!("1")));
         assert_eq!(eval("$.x | default(\"\")", &ctx), Some(json!("")));
         assert_eq!(eval("$.x | default([])", &ctx), Some(json!([])));
+        assert_eq!(eval("$.ids | join(\",\")", &ctx), Some(json!("1,2")));
+        assert_eq!(eval("$.x | join(\",\")", &ctx), None);
+        assert!(Expr::parse("$.ids | join(,)").is_err());
         let err = Expr::parse("$.bad | int").unwrap().eval(&ctx).unwrap_err();
         assert_eq!(err.root, "bad");
     }

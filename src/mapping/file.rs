@@ -29,6 +29,9 @@ pub struct MappingFile {
     pub member: Option<Spanned<MemberFile>>,
     #[serde(default)]
     pub user: Option<Spanned<UserFile>>,
+    /// Where people's details come from when the vendor's members carry only ids.
+    #[serde(default)]
+    pub people: Option<Spanned<PeopleFile>>,
     #[serde(default)]
     pub operations: BTreeMap<String, Spanned<OperationFile>>,
 }
@@ -189,6 +192,25 @@ pub struct UserFile {
     pub email: Option<Spanned<FieldFile>>,
     pub username: Option<Spanned<FieldFile>>,
     pub name: Option<Spanned<FieldFile>>,
+}
+
+/// A people lookup: steps that answer the details (email, username) of the members whose
+/// vendor objects lack them, for all of an answer's members at once (`$.member_ids`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeopleFile {
+    /// Where the people are in the step answers.
+    pub items: Spanned<String>,
+    /// The member's user id in a person object (what `[member] user_id` reads).
+    pub user_id: Spanned<FieldFile>,
+    pub email: Option<Spanned<FieldFile>>,
+    pub username: Option<Spanned<FieldFile>>,
+    /// At most this many ids per lookup (more make several lookups).
+    pub batch_max: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub steps: Vec<Spanned<StepFile>>,
+    #[serde(default)]
+    pub errors: Vec<Spanned<ErrorRuleFile>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -66,6 +66,8 @@ pub struct Mapping {
     pub team_hidden_if: Option<Expr>,
     pub member: FieldMap,
     pub user: FieldMap,
+    /// How to fill in people's details that the vendor's members lack (`[people]`).
+    pub people: Option<PeopleLookup>,
     pub operations: BTreeMap<Operation, OperationPlan>,
 }
 
@@ -95,6 +97,18 @@ impl Mapping {
     pub fn team_fields(&self) -> Vec<&'static str> {
         self.team.fields.iter().map(|f| f.name).collect()
     }
+}
+
+/// A people lookup (`[people]`): steps run once per answer with `$.member_ids` (the ids of
+/// the members whose details are missing), whose items are read with `fields` (`user_id`,
+/// `email`, `username`) and joined to the members on the user id.
+#[derive(Debug)]
+pub struct PeopleLookup {
+    /// The steps, the items and the error rules, as a `list_users`-like plan.
+    pub plan: OperationPlan,
+    pub fields: FieldMap,
+    /// At most this many ids per lookup.
+    pub batch_max: usize,
 }
 
 /// How requests authenticate. Templates may use `{credential}` and `{token}`.

@@ -55,13 +55,20 @@ impl Backend {
                 already = true;
             }
         }
-        let member = self.member_after_change(req, &user_id).await?;
+        let mut member = self.member_after_change(req, &user_id).await?;
+        // The change is made: a failed people lookup makes the answer partial, not an error.
+        let partial = self
+            .fill_people(vec![&mut member], caller)
+            .await
+            .unwrap_or(true);
         let status = if already || req.op == Operation::UpdateMember {
             200
         } else {
             201
         };
-        Ok(CanonicalResponse::with_status(status, member))
+        let mut answer = CanonicalResponse::with_status(status, member);
+        answer.partial = partial;
+        Ok(answer)
     }
 
     pub(super) async fn remove_member(

@@ -9,6 +9,7 @@
 //! - [`steps`]: building vendor requests from a step, sending them, reading the answers;
 //! - [`lists`]: paged lists and the canonical filters;
 //! - [`members`]: member changes (direct, checked, read-modify-write) and email lookups;
+//! - [`people`]: members' details (email, username) filled in by the `[people]` lookup;
 //! - [`teams`]: the canonical team read out of vendor answers;
 //! - [`locks`]: the per-team locks of read-modify-write.
 //!
@@ -28,6 +29,7 @@ mod auth;
 mod lists;
 mod locks;
 mod members;
+mod people;
 mod steps;
 mod teams;
 
@@ -177,20 +179,29 @@ impl Backend {
         let mut ctx = self.context(req);
         let caller = req.op;
         match req.op {
+            Operation::ListTeams if self.looks_people_up() => {
+                let page = self.list(plan, req, &mut ctx, caller).await?;
+                self.fill_listed_people(page, caller).await
+            }
             Operation::ListTeams | Operation::ListUsers => {
                 self.list(plan, req, &mut ctx, caller).await
             }
             Operation::GetTeam => {
                 self.run_steps(plan, &mut ctx, caller).await?;
-                Ok(CanonicalResponse::ok(self.team_from(
-                    plan,
-                    &ctx,
-                    req.include_vendor,
-                )?))
+                let mut team = self.team_from(plan, &ctx, req.include_vendor)?;
+                let partial = self.fill_team_people(&mut team, caller).await?;
+                let mut answer = CanonicalResponse::ok(team);
+                answer.partial = partial;
+                Ok(answer)
             }
             Operation::CreateTeam => {
                 self.run_steps(plan, &mut ctx, caller).await?;
-                let (team, partial) = self.created_team(plan, &ctx, req).await?;
+                let (mut team, mut partial) = self.created_team(plan, &ctx, req).await?;
+                // The team exists now: a failed lookup makes the answer partial, not an error.
+                partial |= self
+                    .fill_team_people(&mut team, caller)
+                    .await
+                    .unwrap_or(true);
                 let location = team["id"]
                     .as_str()
                     .map(|id| format!("/v1/teams/{}", encode_component(id)));
@@ -211,10 +222,16 @@ impl Backend {
                     ctx["merged"] = merged;
                 }
                 self.run_steps(plan, &mut ctx, caller).await?;
-                Ok(CanonicalResponse::ok(
-                    self.team_result(plan, &ctx, caller, req.include_vendor)
-                        .await?,
-                ))
+                let mut team = self
+                    .team_result(plan, &ctx, caller, req.include_vendor)
+                    .await?;
+                let partial = self
+                    .fill_team_people(&mut team, caller)
+                    .await
+                    .unwrap_or(true);
+                let mut answer = CanonicalResponse::ok(team);
+                answer.partial = partial;
+                Ok(answer)
             }
             Operation::DeleteTeam => {
                 self.run_steps(plan, &mut ctx, caller).await?;
@@ -222,8 +239,13 @@ impl Backend {
             }
             Operation::ListMembers => {
                 self.run_steps(plan, &mut ctx, caller).await?;
-                let members = self.members_from(plan, &ctx, req.include_vendor)?;
-                Ok(CanonicalResponse::ok(json!({ "members": members })))
+                let mut members = self.members_from(plan, &ctx, req.include_vendor)?;
+                let partial = self
+                    .fill_people(members.iter_mut().collect(), caller)
+                    .await?;
+                let mut answer = CanonicalResponse::ok(json!({ "members": members }));
+                answer.partial = partial;
+                Ok(answer)
             }
             Operation::AddMember | Operation::UpdateMember => {
                 self.change_member(plan, req, &mut ctx).await
