@@ -145,7 +145,10 @@ impl CanonicalResponse {
     pub fn with_status(status: u16, body: Value) -> Self {
         CanonicalResponse {
             status,
-            body: Some(Bytes::from(body.to_string())),
+            // Straight into bytes: `to_string` goes through `fmt::Write`, a call per token.
+            body: Some(Bytes::from(
+                serde_json::to_vec(&body).expect("a JSON value always serialises"),
+            )),
             location: None,
             partial: false,
         }

@@ -153,6 +153,23 @@ impl Expr {
         }
     }
 
+    /// For a plain member path without pipes (`$.a.b`): the value there, borrowed (`None`
+    /// when absent or null). `Err(())` for any other expression: use [`Expr::eval`].
+    pub fn lookup<'a>(&self, ctx: &'a Value) -> Result<Option<&'a Value>, ()> {
+        let (Some(names), false, true) = (&self.plain, self.plain_wildcard, self.pipes.is_empty())
+        else {
+            return Err(());
+        };
+        let mut node = ctx;
+        for name in names {
+            match node.get(name) {
+                Some(next) => node = next,
+                None => return Ok(None),
+            }
+        }
+        Ok((!node.is_null()).then_some(node))
+    }
+
     /// Like [`Expr::select`], but moves the nodes out of `ctx` where the path is a plain
     /// `$.a.b[*]` (leaving `null` behind); other paths are copied. For answers read once.
     pub fn take_all(&self, ctx: &mut Value) -> Vec<Value> {

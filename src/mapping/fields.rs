@@ -5,6 +5,8 @@
 //! vendor returns is lost. Only plain member paths (`$.a.b`) can be consumed; a field read
 //! through a filter or wildcard leaves the vendor object as it was.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -81,7 +83,8 @@ impl FieldMap {
         member_map: Option<&FieldMap>,
         leftovers: bool,
     ) -> Value {
-        let mut out = Map::new();
+        // The canonical names, plus `backend` and `vendor` added by the callers.
+        let mut out = Map::with_capacity(names.len() + 2);
         let mut consumed: Vec<&[String]> = Vec::new();
         for name in names {
             let Some(field) = self.get(name) else {
@@ -90,17 +93,22 @@ impl FieldMap {
                 }
                 continue;
             };
-            let raw = field.path.eval(&object).ok().flatten();
+            // Most fields are plain paths: read in place, copied once, by `convert`.
+            let raw = match field.path.lookup(&object) {
+                Ok(found) => found.map(Cow::Borrowed),
+                Err(()) => field.path.eval(&object).ok().flatten().map(Cow::Owned),
+            };
             let converted = match (&field.kind, raw) {
                 (_, None) => Some(Value::Null),
-                (Kind::Members, Some(Value::Array(items))) => member_map.map(|m| {
-                    Value::Array(
+                (Kind::Members, Some(raw)) => match (member_map, raw.as_ref()) {
+                    (Some(m), Value::Array(items)) => Some(Value::Array(
                         items
-                            .into_iter()
-                            .map(|item| m.read(item, MEMBER_FIELDS, None, leftovers))
+                            .iter()
+                            .map(|item| m.read(item.clone(), MEMBER_FIELDS, None, leftovers))
                             .collect(),
-                    )
-                }),
+                    )),
+                    _ => None,
+                },
                 (kind, Some(raw)) => convert(kind, &raw),
             };
             match converted {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{bad_answer, Backend, Ctx};
+use super::{bad_answer, object, Backend, Ctx};
 use crate::canonical::{cursor, CanonicalRequest, CanonicalResponse, Operation, PageRequest};
 use crate::error::Error;
 use crate::mapping::fields::USER_FIELDS;
@@ -70,9 +70,13 @@ impl Backend {
         } else {
             "users"
         };
-        Ok(CanonicalResponse::ok(
-            json!({ key: items, "next_cursor": next_cursor }),
-        ))
+        Ok(CanonicalResponse::ok(object([
+            (key, Value::Array(items)),
+            (
+                "next_cursor",
+                next_cursor.map_or(Value::Null, Value::String),
+            ),
+        ])))
     }
 
     pub(super) fn items_len(&self, plan: &OperationPlan, ctx: &Ctx) -> usize {

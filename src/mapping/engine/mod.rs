@@ -35,7 +35,7 @@ mod teams;
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::expr::ConvertError;
 use super::template::encode_component;
@@ -243,7 +243,8 @@ impl Backend {
                 let partial = self
                     .fill_people(members.iter_mut().collect(), caller)
                     .await?;
-                let mut answer = CanonicalResponse::ok(json!({ "members": members }));
+                let mut answer =
+                    CanonicalResponse::ok(object([("members", Value::Array(members))]));
                 answer.partial = partial;
                 Ok(answer)
             }
@@ -353,14 +354,33 @@ impl Backend {
             }
             input["member_ids"] = Value::Array(ids);
         }
-        json!({
-            "path": { "id": req.team_id, "user": req.user_id },
-            "query": req.query,
-            "input": input,
-            "options": self.options,
-            "steps": {},
-        })
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        let query = req
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        object([
+            (
+                "path",
+                object([("id", text(&req.team_id)), ("user", text(&req.user_id))]),
+            ),
+            ("query", Value::Object(query)),
+            ("input", input),
+            ("options", self.options.clone()),
+            ("steps", Value::Object(Map::new())),
+        ])
     }
+}
+
+/// A JSON object of these members, moved in. (`json!` would serialise every value it is
+/// given into a new tree: a deep copy of a whole vendor answer.)
+pub(super) fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (key, value) in members {
+        map.insert(key.to_string(), value);
+    }
+    Value::Object(map)
 }
 
 /// A value that does not convert for this vendor: from the path it names nothing there

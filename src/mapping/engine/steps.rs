@@ -7,11 +7,11 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use super::{bad_answer, convert_problem, Backend, Ctx, Flow};
+use super::{bad_answer, convert_problem, object, Backend, Ctx, Flow};
 use crate::call::TraceContext;
 use crate::canonical::Operation;
 use crate::error::{Error, ErrorCode, Origin, UpstreamDetail};
@@ -91,7 +91,7 @@ impl Backend {
                         .upstream(&self.name, caller.name(), UpstreamOutcome::Ok);
                     let body = body.and_then(Result::ok).unwrap_or(Value::Null);
                     ctx["steps"][step.name.as_str()] =
-                        json!({ "status": answer.status, "body": body });
+                        object([("status", Value::from(answer.status)), ("body", body)]);
                 }
             }
             for required in &step.require {
