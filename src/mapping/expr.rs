@@ -153,21 +153,22 @@ impl Expr {
         }
     }
 
-    /// For a plain member path without pipes (`$.a.b`): the value there, borrowed (`None`
-    /// when absent or null). `Err(())` for any other expression: use [`Expr::eval`].
-    pub fn lookup<'a>(&self, ctx: &'a Value) -> Result<Option<&'a Value>, ()> {
+    /// For a plain member path without pipes (`$.a.b`): `Some` of the value there, borrowed
+    /// (`Some(None)` when absent or null). `None` for any other expression: use
+    /// [`Expr::eval`].
+    pub fn lookup<'a>(&self, ctx: &'a Value) -> Option<Option<&'a Value>> {
         let (Some(names), false, true) = (&self.plain, self.plain_wildcard, self.pipes.is_empty())
         else {
-            return Err(());
+            return None;
         };
         let mut node = ctx;
         for name in names {
             match node.get(name) {
                 Some(next) => node = next,
-                None => return Ok(None),
+                None => return Some(None),
             }
         }
-        Ok((!node.is_null()).then_some(node))
+        Some((!node.is_null()).then_some(node))
     }
 
     /// Like [`Expr::select`], but moves the nodes out of `ctx` where the path is a plain

@@ -95,8 +95,8 @@ impl FieldMap {
             };
             // Most fields are plain paths: read in place, copied once, by `convert`.
             let raw = match field.path.lookup(&object) {
-                Ok(found) => found.map(Cow::Borrowed),
-                Err(()) => field.path.eval(&object).ok().flatten().map(Cow::Owned),
+                Some(found) => found.map(Cow::Borrowed),
+                None => field.path.eval(&object).ok().flatten().map(Cow::Owned),
             };
             let converted = match (&field.kind, raw) {
                 (_, None) => Some(Value::Null),
