@@ -17,6 +17,10 @@ use teamgate::mapping::Mapping;
 use teamgate::metrics::Metrics;
 use teamgate::upstream::{Upstream, UpstreamRequest, UpstreamResponse};
 
+/// The binary's allocator, so that the figures are what the binary pays.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Answers every request with the same body.
 fn canned(body: Bytes) -> Upstream {
     Upstream::new(tower::service_fn(move |_request: UpstreamRequest| {
@@ -91,6 +95,21 @@ fn benches(c: &mut Criterion) {
     c.bench_function("list_teams of 50 through the engine", |b| {
         b.iter(|| runtime.block_on(list.execute(&request)).unwrap())
     });
+
+    // How the cost grows with the number of teams in one vendor answer (all of them are
+    // read: a vendor page is taken whole), for the "linear in the list" check.
+    let mut group = c.benchmark_group("list_teams through the engine, teams in the answer");
+    for n in [50u64, 200, 1000] {
+        let teams: Vec<_> = (1..=n).map(grafana_team).collect();
+        let list = backend(json!({"totalCount": n, "page": 1, "perPage": n, "teams": teams}));
+        group.throughput(criterion::Throughput::Elements(n));
+        group.bench_with_input(
+            criterion::BenchmarkId::from_parameter(n),
+            &list,
+            |b, list| b.iter(|| runtime.block_on(list.execute(&request)).unwrap()),
+        );
+    }
+    group.finish();
 }
 
 criterion_group!(mapping, benches);
