@@ -22,6 +22,8 @@
 //! - [`health`]: alive, ready, draining, and the hash of the configuration in service.
 //! - [`migrate`]: `teamgate migrate` and `teamgate diff`: teams and memberships planned,
 //!   carried and compared between two backends, through the mapping engine.
+//! - [`mirror`]: mirror mode for a switch-over: a backend's writes repeated on another in the
+//!   background, shadow reads compared.
 //! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
 //!   simulators live in their own crate of the workspace, `sim/`; this library never
 //!   imports them).
@@ -44,6 +46,7 @@ pub mod logs;
 pub mod mapping;
 pub mod metrics;
 pub mod migrate;
+pub mod mirror;
 pub mod openapi;
 #[cfg(feature = "otlp")]
 pub mod otlp;
