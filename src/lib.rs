@@ -73,6 +73,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub cache: Arc<cache::ReadCache>,
     pub health: Arc<health::Health>,
+    /// The backends' mirrors (`mirror = "..."`); their workers start with [`App::serve`].
+    pub mirrors: Arc<mirror::Mirrors>,
     /// Embedded vendors by backend name; they stop when the app is dropped.
     pub embedded: BTreeMap<String, EmbeddedVendor>,
     limits: config::ServerLimits,
@@ -162,12 +164,20 @@ impl App {
         let cache =
             cache::ReadCache::new(&checked.config.cache, max_entry_life, metrics.registry());
         metrics.config_in_service(&checked.hash);
+        let backends = Arc::new(Backends::new(
+            served,
+            checked.config.default_backend.clone(),
+        ));
+        let mirrors = Arc::new(mirror::Mirrors::new(
+            &checked.config,
+            backends.clone(),
+            cache.clone(),
+            &metrics,
+        ));
         Ok(App {
             health: Arc::new(health::Health::new(checked.hash.clone())),
-            backends: Arc::new(Backends::new(
-                served,
-                checked.config.default_backend.clone(),
-            )),
+            backends,
+            mirrors,
             metrics,
             cache,
             embedded,
@@ -191,17 +201,34 @@ impl App {
         }
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// Serves on `listener` until `shutdown` completes; then drains the mirrors' queues
+    /// within the same shutdown timeout as open requests.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.mirrors.start();
         let service = server::stack::build(
             self.backends.clone(),
             self.cache.clone(),
             self.metrics.clone(),
             self.health.clone(),
             self.callers.clone(),
+            self.mirrors.clone(),
             &self.limits,
         );
+        let stopped = Arc::new(std::sync::OnceLock::new());
+        let mark = stopped.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = mark.set(tokio::time::Instant::now());
+        };
         server::serve(listener, service, &self.limits, &self.health, shutdown).await;
+        if !self.mirrors.is_empty() {
+            // The listener closed `drain_grace` after the signal; open requests and mirror
+            // jobs share the shutdown timeout from then.
+            let deadline = stopped.get().map_or_else(tokio::time::Instant::now, |at| {
+                *at + self.limits.drain_grace
+            }) + self.limits.shutdown_timeout;
+            self.mirrors.drain(deadline).await;
+        }
         drop(self.embedded);
     }
 }

@@ -5,7 +5,7 @@
 //! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
 //!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
 //!   → concurrency limit → canonical router → idempotency keys → read cache
-//!   → backend guard (circuit breaker, bulkhead) → request timeout → mapping engine
+//!   → mirror (a mirrored backend's answered writes handed to its mirror) → backend guard (circuit breaker, bulkhead) → request timeout → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
 //!
@@ -40,6 +40,7 @@ use crate::mapping::guard::GuardLayer;
 use crate::mapping::registry::Backends;
 use crate::mapping::service::Engine;
 use crate::metrics::Metrics;
+use crate::mirror::{MirrorLayer, Mirrors};
 
 /// The whole request path; infallible, every failure has become a problem answer.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
@@ -50,6 +51,7 @@ pub fn build(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     callers: Arc<Callers>,
+    mirrors: Arc<Mirrors>,
     limits: &ServerLimits,
 ) -> HttpService {
     let stack = ServiceBuilder::new()
@@ -71,6 +73,8 @@ pub fn build(
         )))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
+        // A mirrored backend's answered writes (and sampled reads) go to its mirror's queue.
+        .layer(MirrorLayer::new(mirrors))
         // Each backend's circuit and its own budget of calls in flight. Above the request
         // timeout, so the circuit is told of a call cut short as the timeout it is; a call
         // it sees dropped is one whose caller went away, which says nothing of the vendor.
