@@ -258,8 +258,21 @@ impl<'a> Sides<'a> {
         if self.holds.roles {
             req.input.insert("role".into(), Value::String(role.into()));
         }
-        let answer = self.write(&req).await?;
-        let added = answer.json().unwrap_or_default();
+        let added = match self.write(&req).await {
+            Ok(answer) => answer.json().unwrap_or_default(),
+            // Refused, yet perhaps because an earlier attempt whose answer was lost added them
+            // (a vendor's "already there" can come back unreadable too): look before failing.
+            Err(e) if !(e.retryable() || e.outcome_unknown()) => {
+                let (present, _) = self.y.members(y_id).await?;
+                match present.iter().find(|m| m.email.as_deref() == Some(email)) {
+                    Some(there) => {
+                        serde_json::json!({"user_id": there.user_id, "role": there.role})
+                    }
+                    None => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
         let now = added["role"].as_str().unwrap_or(role);
         if self.holds.roles && self.holds.update_member && now != role {
             if let Some(user) = added["user_id"].as_str() {
