@@ -678,7 +678,10 @@ async fn send(
         .method(method)
         .uri(format!("{base}{path}"))
         .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .body(Full::new(match body.is_null() {
+            true => bytes::Bytes::new(),
+            false => bytes::Bytes::from(body.to_string()),
+        }))
         .unwrap();
     let response = client.request(request).await.expect("proxy answers");
     let status = response.status().as_u16();
@@ -761,4 +764,125 @@ async fn shutdown_waits_for_the_mirror_queue_within_the_shutdown_timeout() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn teams_existing_at_start_pair_by_name_and_parents_are_translated() {
+    // Two accounts of the same kind of vendor: the one kind that holds a parent team.
+    let a = teamgate_sim::spawn_local(teamgate_sim::new_vendor("jsonapi", CREDENTIAL).unwrap())
+        .await
+        .unwrap();
+    let b = teamgate_sim::spawn_local(teamgate_sim::new_vendor("jsonapi", CREDENTIAL).unwrap())
+        .await
+        .unwrap();
+    std::env::set_var("TEAMGATE_MIRROR_PAIRS_CREDENTIAL", CREDENTIAL);
+    let config = |mirror: &str| {
+        format!(
+            "default_backend = \"a\"\n\
+             [backends.a]\nmapping = \"mappings/jsonapi.toml\"\nbase_url = \"{}\"\ncredential_env = \"TEAMGATE_MIRROR_PAIRS_CREDENTIAL\"\n{mirror}\n\
+             [backends.b]\nmapping = \"mappings/jsonapi.toml\"\nbase_url = \"{}\"\ncredential_env = \"TEAMGATE_MIRROR_PAIRS_CREDENTIAL\"\n",
+            a.base_url(),
+            b.base_url()
+        )
+    };
+    let build = |text: String| async move {
+        let checked = teamgate::config::check_source(&repo_root().join("pairs.toml"), &text, &[])
+            .expect("checks");
+        App::build(checked).await.unwrap()
+    };
+    // Before the mirror: the same team on both (as a migration leaves them).
+    let plain = build(config("")).await;
+    for side in ["a", "b"] {
+        let mut req =
+            teamgate::canonical::CanonicalRequest::new(teamgate::canonical::Operation::CreateTeam);
+        req.input.insert("name".into(), json!("m-pre"));
+        teamgate::migrate::Side::new(&plain, side)
+            .unwrap()
+            .call(&req)
+            .await
+            .expect("created");
+    }
+    let pre = teamgate::migrate::Side::new(&plain, "a")
+        .unwrap()
+        .team_ids()
+        .await
+        .unwrap()["m-pre"]
+        .clone();
+
+    let app = build(config("mirror = \"b\"\nmirror_retry_ms = 5")).await;
+    let (mirrors, metrics) = (app.mirrors.clone(), app.metrics.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let (status, parent) = send(
+        &base,
+        Method::POST,
+        "/v1/teams",
+        json!({"name": "m-parent"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{parent}");
+    let (status, child) = send(
+        &base,
+        Method::POST,
+        "/v1/teams",
+        json!({"name": "m-child", "parent_id": parent["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    assert_eq!(child["parent_id"], parent["id"]);
+    let (status, body) = send(
+        &base,
+        Method::DELETE,
+        &format!("/v1/teams/{pre}"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    let start = Instant::now();
+    let ok = "teamgate_mirror_writes_total{backend=\"a\",mirror=\"b\",result=\"ok\"} 3";
+    while mirrors.pending() > 0 || !metrics.render().contains(ok) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            metrics.render()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let on_b = teamgate::migrate::Side::new(&plain, "b")
+        .unwrap()
+        .team_ids()
+        .await
+        .unwrap();
+    assert!(
+        !on_b.contains_key("m-pre"),
+        "the team paired at start was deleted: {on_b:?}"
+    );
+    let mut req =
+        teamgate::canonical::CanonicalRequest::new(teamgate::canonical::Operation::GetTeam);
+    req.team_id = Some(on_b["m-child"].clone());
+    let mirrored_child = teamgate::migrate::Side::new(&plain, "b")
+        .unwrap()
+        .call(&req)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        mirrored_child["parent_id"].as_str(),
+        Some(on_b["m-parent"].as_str()),
+        "the parent is the mirror's own parent team"
+    );
+    assert_ne!(
+        mirrored_child["parent_id"], parent["id"],
+        "ids differ between accounts"
+    );
+    let d = teamgate::migrate::compare(&plain, "a", "b", Some("m-*"))
+        .await
+        .unwrap();
+    assert!(d.fields.contains(&"parent_id") && d.is_empty(), "{d:#?}");
 }
