@@ -9,9 +9,9 @@
 //!
 //! What is mirrored, and how ids are matched (vendors give the same team different ids):
 //!
-//! - **Teams** pair by the id pair remembered from the mirrored create, else by name as
-//!   `src/migrate` pairs them: the exact name first, then a case-insensitive one when exactly
-//!   one team of Y has it. When the workers start, every team of X is paired with Y's team of
+//! - **Teams** pair by the id pair remembered from the mirrored create, else by exact name
+//!   (not `src/migrate`'s case-insensitive fallback: seeing one team at a time, the mirror
+//!   cannot tell whether another team of X folds to the same name). When the workers start, every team of X is paired with Y's team of
 //!   the same exact name (one listing of each side), so teams carried over by `teamgate
 //!   migrate` before the switch-over are known, deleted ones included. A create whose name
 //!   already exists on Y adopts that team (a create whose answer was lost is never made twice).
@@ -415,10 +415,12 @@ impl Mirror {
     }
 
     async fn work(self: Arc<Self>) {
-        loop {
-            let job = self.queue.next().await;
+        while let Some(job) = self.queue.next().await {
             let result = self.run(&job).await;
-            self.count(result, 1);
+            // A job given up at shutdown was counted as abandoned.
+            if !self.queue.is_closed() {
+                self.count(result, 1);
+            }
             self.queue.done(&job.key);
         }
     }

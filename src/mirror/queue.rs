@@ -37,6 +37,8 @@ struct State {
     waiting: VecDeque<Job>,
     /// Keys of the jobs being replayed.
     busy: HashSet<String>,
+    /// Given up at shutdown: no job is handed out any more, and none is counted again.
+    closed: bool,
 }
 
 impl Queue {
@@ -70,22 +72,30 @@ impl Queue {
     }
 
     /// The oldest job whose team no worker holds; its key is held until [`Queue::done`].
-    pub async fn next(&self) -> Job {
+    /// `None` once the queue is closed.
+    pub async fn next(&self) -> Option<Job> {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             // Registered before looking, so a push or a `done` in between is not missed.
             changed.as_mut().enable();
+            if self.is_closed() {
+                return None;
+            }
             if let Some(job) = self.take() {
-                return job;
+                return Some(job);
             }
             changed.await;
         }
     }
 
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().expect("queue").closed
+    }
+
     fn take(&self) -> Option<Job> {
         let mut state = self.state.lock().expect("queue");
-        let State { waiting, busy } = &mut *state;
+        let State { waiting, busy, .. } = &mut *state;
         let at = waiting.iter().position(|job| !busy.contains(&job.key))?;
         let job = waiting.remove(at)?;
         busy.insert(job.key.clone());
@@ -114,13 +124,18 @@ impl Queue {
         state.busy.contains(key) || state.waiting.iter().any(|job| job.key == key)
     }
 
-    /// Gives up the jobs still waiting (at shutdown); returns how many, those being replayed
-    /// included.
+    /// Gives up the jobs still waiting and being replayed (at shutdown) and closes the
+    /// queue; returns how many jobs were given up.
     pub fn abandon(&self) -> usize {
-        let mut state = self.state.lock().expect("queue");
-        let n = state.waiting.len() + state.busy.len();
-        state.waiting.clear();
-        self.show(&state);
+        let n = {
+            let mut state = self.state.lock().expect("queue");
+            let n = state.waiting.len() + state.busy.len();
+            state.waiting.clear();
+            state.closed = true;
+            self.show(&state);
+            n
+        };
+        self.changed.notify_waiters();
         n
     }
 }
@@ -143,21 +158,22 @@ mod tests {
         let q = Queue::new(3, None);
         assert!(q.push(job("a")) && q.push(job("a")) && q.push(job("b")));
         assert!(!q.push(job("c")), "full: the newest is refused");
-        let first = q.next().await;
+        let first = q.next().await.unwrap();
         assert_eq!(first.key, "a");
         // The second job of `a` waits while the first is replayed; `b` may run.
-        let second = q.next().await;
+        let second = q.next().await.unwrap();
         assert_eq!(second.key, "b");
         assert!(q.take().is_none(), "a is held");
         assert!(q.pending_for("a") && q.pending_for("b") && !q.pending_for("c"));
         assert_eq!(q.depth(), 3);
         q.done("a");
-        assert_eq!(q.next().await.key, "a");
+        assert_eq!(q.next().await.unwrap().key, "a");
         q.done("a");
         q.done("b");
         assert_eq!(q.depth(), 0);
         assert!(q.push(job("c")));
         assert_eq!(q.abandon(), 1);
         assert_eq!(q.depth(), 0);
+        assert!(q.next().await.is_none(), "closed");
     }
 }

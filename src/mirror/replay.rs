@@ -412,8 +412,9 @@ impl<'a> Sides<'a> {
         Ok(found)
     }
 
-    /// The mirror's team named `name`: the exact name, else the one team whose name differs
-    /// only in case.
+    /// The mirror's team named exactly `name`. Not the case-insensitive fallback of
+    /// `migrate`: one team at a time, the mirror cannot tell whether another team of the
+    /// primary folds to the same name, and two teams of the primary must never share one.
     async fn find_by_name(&self, name: &str) -> Result<Option<String>, Error> {
         let mut req = CanonicalRequest::new(Operation::ListTeams);
         req.query.insert("name".into(), name.to_string());
@@ -428,15 +429,10 @@ impl<'a> Sides<'a> {
             .flatten()
             .filter_map(|t| Some((t["name"].as_str()?, t["id"].as_str()?)))
             .collect();
-        if let Some((_, id)) = teams.iter().find(|(n, _)| *n == name) {
-            return Ok(Some(id.to_string()));
-        }
-        let folded = name.to_lowercase();
-        let mut same = teams.iter().filter(|(n, _)| n.to_lowercase() == folded);
-        Ok(match (same.next(), same.next()) {
-            (Some((_, id)), None) => Some(id.to_string()),
-            _ => None,
-        })
+        Ok(teams
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, id)| id.to_string()))
     }
 
     fn y_page_size(&self) -> usize {
