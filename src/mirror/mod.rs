@@ -451,12 +451,7 @@ impl Mirror {
     /// The wait after failed attempt `attempt`: `retry_base` doubled per attempt, capped,
     /// with full jitter over its upper half; at least the vendor's `Retry-After`.
     fn backoff(&self, attempt: u32, retry_after: Option<u64>) -> Duration {
-        let base = self.settings.retry_base.as_secs_f64();
-        let max = self.settings.retry_max.as_secs_f64();
-        let ceiling = (base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32)).min(max);
-        let jittered = ceiling * (0.5 + rand::random::<f64>() * 0.5);
-        let floor = retry_after.map_or(0.0, |s| (s as f64).min(max));
-        Duration::from_secs_f64(jittered.max(floor))
+        backoff(&self.settings, attempt, retry_after, rand::random::<f64>())
     }
 
     fn count(&self, result: metrics::Result, n: u64) {
@@ -558,6 +553,23 @@ impl Mirror {
     }
 }
 
+/// The backoff after failed attempt `attempt` (1, 2, ...), `unit` a random number in [0, 1):
+/// `retry_base × 2^(attempt-1)` capped at `retry_max`, jittered over its upper half, at least
+/// the vendor's `Retry-After` (itself capped at `retry_max`).
+fn backoff(
+    settings: &MirrorSettings,
+    attempt: u32,
+    retry_after: Option<u64>,
+    unit: f64,
+) -> Duration {
+    let base = settings.retry_base.as_secs_f64();
+    let max = settings.retry_max.as_secs_f64();
+    let ceiling = (base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32)).min(max);
+    let jittered = ceiling * (0.5 + unit.clamp(0.0, 1.0) * 0.5);
+    let floor = retry_after.map_or(0.0, |s| (s as f64).min(max));
+    Duration::from_secs_f64(jittered.max(floor))
+}
+
 /// The id of a created team: from its `Location`, else from its body.
 fn created_id(answer: &CanonicalResponse) -> Option<String> {
     if let Some(encoded) = answer
@@ -577,4 +589,52 @@ fn created_id(answer: &CanonicalResponse) -> Option<String> {
 fn describe(e: &Error) -> String {
     let detail: String = e.detail.chars().take(160).collect();
     format!("{} ({}): {detail}", e.code.as_str(), e.code.status())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> MirrorSettings {
+        MirrorSettings {
+            target: "m".into(),
+            shadow_reads: 0.0,
+            queue: 10,
+            attempts: 8,
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_is_capped_and_honours_retry_after() {
+        let s = settings();
+        let ms = |attempt, after, unit| backoff(&s, attempt, after, unit).as_millis();
+        assert_eq!((ms(1, None, 0.0), ms(1, None, 1.0)), (50, 100));
+        assert_eq!((ms(3, None, 0.0), ms(3, None, 1.0)), (200, 400));
+        assert_eq!(ms(30, None, 1.0), 2000, "capped");
+        assert_eq!(ms(1, Some(1), 0.0), 1000, "at least Retry-After");
+        assert_eq!(
+            ms(1, Some(3600), 0.0),
+            2000,
+            "a Retry-After past the cap is capped"
+        );
+    }
+
+    #[test]
+    fn shadow_reads_are_a_fraction() {
+        assert_eq!(ShadowReads::On(true).fraction(), 1.0);
+        assert_eq!(ShadowReads::On(false).fraction(), 0.0);
+        assert_eq!(ShadowReads::Fraction(0.25).fraction(), 0.25);
+        assert_eq!(ShadowReads::Fraction(f64::NAN).fraction(), 0.0);
+    }
+
+    #[test]
+    fn a_created_team_is_known_by_its_location() {
+        let mut created = CanonicalResponse::with_status(201, serde_json::json!({"id": "x"}));
+        created.location = Some("/v1/teams/a%2Fb".into());
+        assert_eq!(created_id(&created).as_deref(), Some("a/b"));
+        created.location = None;
+        assert_eq!(created_id(&created).as_deref(), Some("x"));
+    }
 }
