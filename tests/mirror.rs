@@ -900,3 +900,48 @@ async fn teams_existing_at_start_pair_by_name_and_parents_are_translated() {
         .unwrap();
     assert!(d.fields.contains(&"parent_id") && d.is_empty(), "{d:#?}");
 }
+
+#[tokio::test]
+async fn a_mirror_whose_circuit_opens_keeps_its_jobs_until_it_closes() {
+    // Two vendor failures in a row open the mirror's circuit for 300 ms; each job may fail
+    // at the vendor 3 times. Refusals by the open circuit reach no vendor and use none up.
+    let h = start_configured(
+        &[
+            (
+                PRIMARY,
+                "squadcast",
+                "mappings/squadcast.toml",
+                &format!("mirror = \"{MIRROR}\"\nmirror_retry_ms = 5\nmirror_retry_max_ms = 50\nmirror_attempts = 3\n"),
+            ),
+            (
+                MIRROR,
+                "opsgenie",
+                "mappings/opsgenie.toml",
+                "breaker_failures = 2\nbreaker_open_ms = 300\n",
+            ),
+        ],
+        "",
+    )
+    .await;
+    h.create_team(PRIMARY, "m-warm").await;
+    drained(&h, 1, Duration::from_secs(10)).await;
+    // Not retried inside the upstream client (a 503 to a GET would be).
+    h.sim(MIRROR).set_fault_for(Fault::Status(500), 2);
+    let start = Instant::now();
+    h.create_team(PRIMARY, "m-circuit").await;
+    drained(&h, 2, Duration::from_secs(10)).await;
+    assert_eq!(writes(&h, "ok"), 2.0, "{}", h.metrics.render());
+    assert!(
+        metric(
+            &h,
+            &format!("teamgate_circuit_refused_total{{backend=\"{MIRROR}\"}}")
+        ) >= 1.0,
+        "the mirror's circuit opened and turned the mirror's calls away"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "it waited for the circuit"
+    );
+    let d = diff(&h, "m-*").await;
+    assert!(d.is_empty(), "{d:#?}");
+}

@@ -34,7 +34,9 @@
 //! Failures: a vendor failure on Y (5xx, 429, timeout, a lost answer) is retried by the same
 //! worker after a jittered exponential backoff (`mirror_retry_ms` doubling up to
 //! `mirror_retry_max_ms`, at least the vendor's `Retry-After`), up to `mirror_attempts`
-//! attempts (`gave_up` after that); a refusal (4xx: a name too long for Y, a person Y does not
+//! failures at the vendor (`gave_up` after that; a call turned away by the mirror's open
+//! circuit or full bulkhead uses none: the mirror's calls take its guard as requests do); a
+//! refusal (4xx: a name too long for Y, a person Y does not
 //! know) is not retried (`failed`). Retries keep the team's later jobs waiting, so the order
 //! holds. A retried create first looks the name up, a retried add answers "already there" and a
 //! retried removal "not found", which count as done. The queue holds `mirror_queue` jobs;
@@ -69,17 +71,26 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
 use crate::cache::ReadCache;
+use crate::call::{Call, Directives, Reply};
 use crate::canonical::{CanonicalRequest, CanonicalResponse, Operation};
 use crate::config::Config;
 use crate::error::Error;
+use crate::mapping::guard::GuardLayer;
 use crate::mapping::registry::Backends;
+use crate::mapping::service::Engine;
 use crate::metrics::Metrics;
 use crate::migrate::Side;
 use metrics::MirrorMetrics;
 use queue::{Job, Queue};
 
 pub use layer::MirrorLayer;
+
+/// The guarded path to a backend that mirror calls take.
+type Guarded = BoxCloneSyncService<Call, Reply, Error>;
 
 /// Workers per mirrored backend: jobs of different teams replayed at once.
 const WORKERS: usize = 4;
@@ -236,7 +247,7 @@ impl Mirrors {
         config: &Config,
         backends: Arc<Backends>,
         cache: Arc<ReadCache>,
-        metrics: &Metrics,
+        metrics: &Arc<Metrics>,
     ) -> Mirrors {
         let configured: Vec<_> = config
             .backends
@@ -247,6 +258,15 @@ impl Mirrors {
             return Mirrors::none();
         }
         let counters = MirrorMetrics::new(metrics.registry());
+        // The mirror's own calls take the path below the read cache, as a request's would:
+        // each backend's circuit and bulkhead, the request timeout, the mapping engine.
+        let guarded: Guarded = BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(GuardLayer::new(backends.clone(), metrics.clone()))
+                .map_err(crate::server::stack::shed_or_timed_out)
+                .timeout(config.server.request_timeout)
+                .service(Engine::new(backends.clone())),
+        );
         let by_primary = configured
             .into_iter()
             .map(|(primary, settings)| {
@@ -257,7 +277,7 @@ impl Mirrors {
                     backends: backends.clone(),
                     cache: cache.clone(),
                     metrics: counters.clone(),
-                    request_timeout: config.server.request_timeout,
+                    guarded: guarded.clone(),
                     pairs: Mutex::new(HashMap::new()),
                     paired_at_start: AtomicBool::new(false),
                     people: Mutex::new(People::default()),
@@ -325,8 +345,8 @@ pub struct Mirror {
     backends: Arc<Backends>,
     cache: Arc<ReadCache>,
     metrics: MirrorMetrics,
-    /// Bounds each call to either vendor (the request timeout).
-    request_timeout: Duration,
+    /// Runs a canonical call on a backend through its circuit, bulkhead and request timeout.
+    guarded: Guarded,
     queue: Queue,
     /// The primary's team id → the mirror's.
     pairs: Mutex<HashMap<String, String>>,
@@ -425,27 +445,39 @@ impl Mirror {
         }
     }
 
-    /// Replays one job, retrying vendor failures with backoff.
+    /// Replays one job, retrying vendor failures with backoff. An attempt turned away by a
+    /// backend's open circuit or full bulkhead reached no vendor: it waits (at least the
+    /// `Retry-After` it got) without using up an attempt, so a mirror down for a while holds
+    /// its jobs, in order, until its circuit lets a probe through (the bounded queue and the
+    /// shutdown timeout bound the wait).
     async fn run(&self, job: &Job) -> metrics::Result {
         let op = job.request.op;
-        for attempt in 1..=self.settings.attempts {
-            match replay::replay(self, job).await {
+        let mut attempt = 0;
+        // Bounded: `attempts` vendor failures, or the queue closed at shutdown.
+        loop {
+            let e = match replay::replay(self, job).await {
                 Ok(done) => return done,
                 Err(replay::Failure::Refused(e)) => {
                     self.log_failure(op, "failed", &describe(&e));
                     return metrics::Result::Failed;
                 }
-                Err(replay::Failure::Retry(e)) if attempt == self.settings.attempts => {
-                    self.log_failure(op, "gave_up", &describe(&e));
-                    return metrics::Result::GaveUp;
-                }
-                Err(replay::Failure::Retry(e)) => {
-                    self.metrics.retry(&self.primary, &self.settings.target);
-                    tokio::time::sleep(self.backoff(attempt, e.retry_after)).await;
-                }
+                Err(replay::Failure::Retry(e)) => e,
+            };
+            let turned_away = e.origin == crate::error::Origin::Teamgate
+                && e.code == crate::error::ErrorCode::UpstreamUnavailable;
+            if !turned_away {
+                attempt += 1;
             }
+            if attempt >= self.settings.attempts {
+                self.log_failure(op, "gave_up", &describe(&e));
+                return metrics::Result::GaveUp;
+            }
+            if self.queue.is_closed() {
+                return metrics::Result::Abandoned;
+            }
+            self.metrics.retry(&self.primary, &self.settings.target);
+            tokio::time::sleep(self.backoff(attempt.max(1), e.retry_after)).await;
         }
-        metrics::Result::GaveUp
     }
 
     /// The wait after failed attempt `attempt`: `retry_base` doubled per attempt, capped,
@@ -470,6 +502,26 @@ impl Mirror {
                 "Mirror write not repeated (only the first few are logged; all are counted)"
             );
         }
+    }
+
+    /// Runs `req` on backend `name` through its circuit breaker and bulkhead (mirror traffic
+    /// counts in them as any other), within the request timeout.
+    async fn call(&self, name: &str, req: &CanonicalRequest) -> Result<CanonicalResponse, Error> {
+        let served = self
+            .backends
+            .get(name)
+            .ok_or_else(|| Error::internal(format!("backend `{name}` is not configured")))?;
+        let call = Call {
+            backend: Arc::from(name),
+            request: req.clone(),
+            credential: None,
+            partition: served.backend.configured_fingerprint(),
+            directives: Directives::default(),
+            policy: served.policy,
+            trace: None,
+            idempotency_key: None,
+        };
+        Ok(self.guarded.clone().oneshot(call).await?.response)
     }
 
     /// A side of the mirror, as the mapping engine runs it now (mapping reloads apply).

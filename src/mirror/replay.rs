@@ -12,8 +12,8 @@ use super::metrics::Result as Done;
 use super::queue::Job;
 use super::Mirror;
 use crate::canonical::{CanonicalRequest, CanonicalResponse, Operation, PageRequest};
-use crate::error::{Error, ErrorCode, Origin};
-use crate::migrate::{Holds, Side};
+use crate::error::{Error, ErrorCode};
+use crate::migrate::{Holds, MemberState, Side};
 
 /// Why an attempt did not finish.
 pub(super) enum Failure {
@@ -69,19 +69,32 @@ impl<'a> Sides<'a> {
         }
     }
 
-    /// Runs a request on `side`, bounded by the request timeout.
+    /// Runs a request on `side`, through its circuit and bulkhead, within the request
+    /// timeout.
     async fn call(&self, side: &Side, req: &CanonicalRequest) -> Result<CanonicalResponse, Error> {
-        match tokio::time::timeout(self.mirror.request_timeout, side.call(req)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::new(
-                ErrorCode::UpstreamTimeout,
-                format!(
-                    "backend `{}` took longer than the request timeout",
-                    side.name
-                ),
-            )
-            .from_origin(Origin::Network)),
-        }
+        self.mirror.call(&side.name, req).await
+    }
+
+    /// A team's members on `side` (emails lower-cased).
+    async fn members(&self, side: &Side, team_id: &str) -> Result<Vec<MemberState>, Error> {
+        let mut req = CanonicalRequest::new(Operation::ListMembers);
+        req.team_id = Some(team_id.to_string());
+        let body = self.call(side, &req).await?.json().unwrap_or_default();
+        Ok(body["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some(MemberState {
+                    user_id: m["user_id"].as_str()?.to_string(),
+                    email: m["email"]
+                        .as_str()
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_lowercase),
+                    role: m["role"].as_str().unwrap_or("member").to_string(),
+                })
+            })
+            .collect())
     }
 
     /// A write on the mirror; its cached reads of the team (and lists) are made stale
@@ -213,7 +226,7 @@ impl<'a> Sides<'a> {
         else {
             return Ok(Done::Skipped);
         };
-        let (present, _) = self.y.members(&y_id).await?;
+        let present = self.members(&self.y, &y_id).await?;
         let Some(there) = present.iter().find(|m| m.email.as_deref() == Some(&email)) else {
             return Ok(Done::Unmatched);
         };
@@ -240,7 +253,7 @@ impl<'a> Sides<'a> {
         let Some(email) = self.mirror.primary_email(user).await? else {
             return Ok(Done::Unmatched);
         };
-        let (present, _) = self.y.members(&y_id).await?;
+        let present = self.members(&self.y, &y_id).await?;
         let Some(there) = present.iter().find(|m| m.email.as_deref() == Some(&email)) else {
             return Ok(Done::Ok);
         };
@@ -263,7 +276,7 @@ impl<'a> Sides<'a> {
             // Refused, yet perhaps because an earlier attempt whose answer was lost added them
             // (a vendor's "already there" can come back unreadable too): look before failing.
             Err(e) if !(e.retryable() || e.outcome_unknown()) => {
-                let (present, _) = self.y.members(y_id).await?;
+                let present = self.members(&self.y, y_id).await?;
                 match present.iter().find(|m| m.email.as_deref() == Some(email)) {
                     Some(there) => {
                         serde_json::json!({"user_id": there.user_id, "role": there.role})
@@ -303,13 +316,13 @@ impl<'a> Sides<'a> {
         if !(self.holds.members && self.x.holds().members) {
             return Ok(());
         }
-        let want = match self.x.members(x_id).await {
-            Ok((want, _)) => want,
+        let want = match self.members(&self.x, x_id).await {
+            Ok(want) => want,
             // Deleted on the primary since: its deletion is the team's next job.
             Err(e) if e.code == ErrorCode::NotFound => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let (have, _) = self.y.members(y_id).await?;
+        let have = self.members(&self.y, y_id).await?;
         let have_by: BTreeMap<&str, _> = have
             .iter()
             .filter_map(|m| Some((m.email.as_deref()?, m)))

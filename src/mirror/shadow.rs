@@ -59,17 +59,16 @@ pub(super) async fn compare(
             let mut again = request.clone();
             again.team_id = Some(y_id);
             again.include_vendor = false;
-            match tokio::time::timeout(mirror.request_timeout, y.call(&again)).await {
-                Ok(Ok(y_answer)) if y_answer.partial => {
+            match mirror.call(&y.name, &again).await {
+                Ok(y_answer) if y_answer.partial => {
                     return mirror.metrics.shadow(backend, "skipped")
                 }
-                Ok(Ok(y_answer)) => Some(y_answer.json().unwrap_or_default()),
-                Ok(Err(e)) if e.code == ErrorCode::NotFound => None,
-                Ok(Err(e)) => {
+                Ok(y_answer) => Some(y_answer.json().unwrap_or_default()),
+                Err(e) if e.code == ErrorCode::NotFound => None,
+                Err(e) => {
                     tracing::debug!(backend, reason = %describe(&e), "Mirror: shadow read failed");
                     return mirror.metrics.shadow(backend, "failed");
                 }
-                Err(_) => return mirror.metrics.shadow(backend, "failed"),
             }
         }
     };

@@ -90,7 +90,7 @@ pub fn build(
 
 /// The errors of tower's shed, limit and timeout layers, and ours passed through them (the
 /// same conversion serves both places where tower's layers sit).
-fn shed_or_timed_out(error: BoxError) -> Error {
+pub(crate) fn shed_or_timed_out(error: BoxError) -> Error {
     let error = match error.downcast::<Error>() {
         Ok(ours) => return *ours,
         Err(other) => other,
