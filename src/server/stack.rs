@@ -5,7 +5,8 @@
 //! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
 //!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
 //!   → concurrency limit → canonical router → idempotency keys → read cache
-//!   → mirror (a mirrored backend's answered writes handed to its mirror) → backend guard (circuit breaker, bulkhead) → request timeout → mapping engine
+//!   → mirror (a mirrored backend's answered writes handed to its mirror)
+//!   → backend guard (circuit breaker, bulkhead) → request timeout → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
 //!
