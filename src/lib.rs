@@ -163,9 +163,8 @@ impl App {
             .unwrap_or_default();
         let cache =
             cache::ReadCache::new(&checked.config.cache, max_entry_life, metrics.registry());
-        metrics.config_in_service(&checked.hash);
         let backends = Arc::new(Backends::new(
-            served,
+            served.clone(),
             checked.config.default_backend.clone(),
         ));
         let mirrors = Arc::new(mirror::Mirrors::new(
@@ -174,6 +173,7 @@ impl App {
             cache.clone(),
             &metrics,
         ));
+        metrics.config_in_service(&checked.hash);
         Ok(App {
             health: Arc::new(health::Health::new(checked.hash.clone())),
             backends,
