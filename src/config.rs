@@ -93,6 +93,13 @@ struct RawBackend {
     breaker_open_ms: Option<u64>,
     cache_ttl_ms: Option<u64>,
     stale_if_error_ms: Option<u64>,
+    /// Mirror mode (`src/mirror/`): another backend that repeats this one's writes.
+    mirror: Option<Spanned<String>>,
+    mirror_shadow_reads: Option<crate::mirror::ShadowReads>,
+    mirror_queue: Option<usize>,
+    mirror_attempts: Option<u32>,
+    mirror_retry_ms: Option<u64>,
+    mirror_retry_max_ms: Option<u64>,
     #[serde(default)]
     options: toml::Table,
 }
@@ -166,6 +173,8 @@ pub struct BackendConfig {
     pub breaker_open: Duration,
     pub cache: CachePolicy,
     pub options: Map<String, Value>,
+    /// `mirror = "NAME"`: the backend that repeats this one's writes (and shadow reads).
+    pub mirror: Option<crate::mirror::MirrorSettings>,
 }
 
 /// A validated configuration.
@@ -315,12 +324,36 @@ impl Checked {
             let _ = writeln!(out, "breaker_open_ms = {}", ms(b.breaker_open));
             let _ = writeln!(out, "cache_ttl_ms = {}", ms(b.cache.ttl));
             let _ = writeln!(out, "stale_if_error_ms = {}", ms(b.cache.stale_if_error));
+            if let Some(m) = &b.mirror {
+                out.push_str(&m.effective_toml());
+            }
             if !b.options.is_empty() {
                 let _ = writeln!(out, "options = {}", Value::Object(b.options.clone()));
             }
         }
         out
     }
+}
+
+/// Each backend's mirror settings as written, for [`crate::mirror::check_mirrors`].
+fn raw_mirrors(raw: &RawConfig) -> Vec<crate::mirror::RawMirror<'_>> {
+    raw.backends
+        .iter()
+        .map(|(name, b)| {
+            let b_at = b.span().start;
+            let b = b.get_ref();
+            crate::mirror::RawMirror {
+                name,
+                at: b_at,
+                forward_credential: b.forward_credential,
+                mirror: b
+                    .mirror
+                    .as_ref()
+                    .map(|m| (m.span().start, m.get_ref().as_str())),
+                shadow_reads: b.mirror_shadow_reads,
+            }
+        })
+        .collect()
 }
 
 /// `https://user:password@host/...` with the user information masked.
@@ -514,7 +547,22 @@ pub fn check_source(
                 ),
             },
             options,
+            mirror: b.mirror.as_ref().map(|m| crate::mirror::MirrorSettings {
+                target: m.get_ref().clone(),
+                shadow_reads: b.mirror_shadow_reads.unwrap_or_default().fraction(),
+                queue: b.mirror_queue.unwrap_or(10_000).clamp(1, 1 << 20),
+                attempts: b.mirror_attempts.unwrap_or(8).clamp(1, 1_000),
+                retry_base: Duration::from_millis(
+                    b.mirror_retry_ms.unwrap_or(500).clamp(1, 600_000),
+                ),
+                retry_max: Duration::from_millis(
+                    b.mirror_retry_max_ms.unwrap_or(60_000).clamp(1, 3_600_000),
+                ),
+            }),
         });
+    }
+    for reason in crate::mirror::check_mirrors(&raw_mirrors(&raw)) {
+        error(reason.0, reason.1);
     }
     if backends.is_empty() {
         error(0, "no backend is configured ([backends.NAME])".into());

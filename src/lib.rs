@@ -22,6 +22,8 @@
 //! - [`health`]: alive, ready, draining, and the hash of the configuration in service.
 //! - [`migrate`]: `teamgate migrate` and `teamgate diff`: teams and memberships planned,
 //!   carried and compared between two backends, through the mapping engine.
+//! - [`mirror`]: mirror mode for a switch-over: a backend's writes repeated on another in the
+//!   background, shadow reads compared.
 //! - [`embedded`]: the seam through which a build hands in embedded vendors (the demo's
 //!   simulators live in their own crate of the workspace, `sim/`; this library never
 //!   imports them).
@@ -44,6 +46,7 @@ pub mod logs;
 pub mod mapping;
 pub mod metrics;
 pub mod migrate;
+pub mod mirror;
 pub mod openapi;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -70,6 +73,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub cache: Arc<cache::ReadCache>,
     pub health: Arc<health::Health>,
+    /// The backends' mirrors (`mirror = "..."`); their workers start with [`App::serve`].
+    pub mirrors: Arc<mirror::Mirrors>,
     /// Embedded vendors by backend name; they stop when the app is dropped.
     pub embedded: BTreeMap<String, EmbeddedVendor>,
     limits: config::ServerLimits,
@@ -158,13 +163,21 @@ impl App {
             .unwrap_or_default();
         let cache =
             cache::ReadCache::new(&checked.config.cache, max_entry_life, metrics.registry());
+        let backends = Arc::new(Backends::new(
+            served.clone(),
+            checked.config.default_backend.clone(),
+        ));
+        let mirrors = Arc::new(mirror::Mirrors::new(
+            &checked.config,
+            backends.clone(),
+            cache.clone(),
+            &metrics,
+        ));
         metrics.config_in_service(&checked.hash);
         Ok(App {
             health: Arc::new(health::Health::new(checked.hash.clone())),
-            backends: Arc::new(Backends::new(
-                served,
-                checked.config.default_backend.clone(),
-            )),
+            backends,
+            mirrors,
             metrics,
             cache,
             embedded,
@@ -188,17 +201,34 @@ impl App {
         }
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// Serves on `listener` until `shutdown` completes; then drains the mirrors' queues
+    /// within the same shutdown timeout as open requests.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.mirrors.start();
         let service = server::stack::build(
             self.backends.clone(),
             self.cache.clone(),
             self.metrics.clone(),
             self.health.clone(),
             self.callers.clone(),
+            self.mirrors.clone(),
             &self.limits,
         );
+        let stopped = Arc::new(std::sync::OnceLock::new());
+        let mark = stopped.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = mark.set(tokio::time::Instant::now());
+        };
         server::serve(listener, service, &self.limits, &self.health, shutdown).await;
+        if !self.mirrors.is_empty() {
+            // The listener closed `drain_grace` after the signal; open requests and mirror
+            // jobs share the shutdown timeout from then.
+            let deadline = stopped.get().map_or_else(tokio::time::Instant::now, |at| {
+                *at + self.limits.drain_grace
+            }) + self.limits.shutdown_timeout;
+            self.mirrors.drain(deadline).await;
+        }
         drop(self.embedded);
     }
 }

@@ -17,6 +17,12 @@ pub const BACKEND_SHED_TOTAL: &str = "teamgate_backend_shed_total";
 pub const CIRCUIT_REFUSED_TOTAL: &str = "teamgate_circuit_refused_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "teamgate_config_reloads_total";
 pub const LOG_LINES_DROPPED_TOTAL: &str = "teamgate_log_lines_dropped_total";
+// Mirror mode (registered by `mirror/` when a backend has a mirror).
+pub const MIRROR_WRITES_TOTAL: &str = "teamgate_mirror_writes_total";
+pub const MIRROR_RETRIES_TOTAL: &str = "teamgate_mirror_retries_total";
+pub const MIRROR_QUEUE_DEPTH: &str = "teamgate_mirror_queue_depth";
+pub const MIRROR_SHADOW_READS_TOTAL: &str = "teamgate_mirror_shadow_reads_total";
+pub const MIRROR_MISMATCHES_TOTAL: &str = "teamgate_mirror_mismatches_total";
 
 /// Seconds: from a cache hit (sub-millisecond) to a vendor at its timeout.
 const LATENCY_BUCKETS: [f64; 13] = [

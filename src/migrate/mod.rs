@@ -56,6 +56,14 @@ impl Side {
         })
     }
 
+    /// A backend as the migration commands (and mirrors) use it.
+    pub fn of(name: &str, backend: Arc<Backend>) -> Side {
+        Side {
+            name: name.to_string(),
+            backend,
+        }
+    }
+
     /// Runs one canonical request through the mapping engine.
     pub async fn call(&self, req: &CanonicalRequest) -> Result<CanonicalResponse, Error> {
         self.backend.execute(req).await

@@ -5,6 +5,7 @@
 //! request id → problem edge → trace span → metrics → body (timeout, limit, JSON)
 //!   → admin (/healthz, /readyz, /metrics, /openapi.json: never shed) → load shed
 //!   → concurrency limit → canonical router → idempotency keys → read cache
+//!   → mirror (a mirrored backend's answered writes handed to its mirror)
 //!   → backend guard (circuit breaker, bulkhead) → request timeout → mapping engine
 //!   → (inside each backend) upstream client: retry → timeout → pooled hyper client
 //! ```
@@ -40,6 +41,7 @@ use crate::mapping::guard::GuardLayer;
 use crate::mapping::registry::Backends;
 use crate::mapping::service::Engine;
 use crate::metrics::Metrics;
+use crate::mirror::{MirrorLayer, Mirrors};
 
 /// The whole request path; infallible, every failure has become a problem answer.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
@@ -50,6 +52,7 @@ pub fn build(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     callers: Arc<Callers>,
+    mirrors: Arc<Mirrors>,
     limits: &ServerLimits,
 ) -> HttpService {
     let stack = ServiceBuilder::new()
@@ -71,6 +74,8 @@ pub fn build(
         )))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
+        // A mirrored backend's answered writes (and sampled reads) go to its mirror's queue.
+        .layer(MirrorLayer::new(mirrors))
         // Each backend's circuit and its own budget of calls in flight. Above the request
         // timeout, so the circuit is told of a call cut short as the timeout it is; a call
         // it sees dropped is one whose caller went away, which says nothing of the vendor.
@@ -86,7 +91,7 @@ pub fn build(
 
 /// The errors of tower's shed, limit and timeout layers, and ours passed through them (the
 /// same conversion serves both places where tower's layers sit).
-fn shed_or_timed_out(error: BoxError) -> Error {
+pub(crate) fn shed_or_timed_out(error: BoxError) -> Error {
     let error = match error.downcast::<Error>() {
         Ok(ours) => return *ours,
         Err(other) => other,
