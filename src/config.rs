@@ -214,6 +214,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "TEAMGATE_SHUTDOWN_TIMEOUT_MS",
         "[server] shutdown_timeout_ms",
     ),
+    (
+        "TEAMGATE_HEADER_READ_TIMEOUT_MS",
+        "[server] header_read_timeout_ms",
+    ),
+    ("TEAMGATE_BODY_TIMEOUT_MS", "[server] body_timeout_ms"),
+    ("TEAMGATE_MAX_CONNECTIONS", "[server] max_connections"),
     ("TEAMGATE_CACHE_ENABLED", "[cache] enabled"),
     ("TEAMGATE_CACHE_MAX_BYTES", "[cache] max_bytes"),
 ];
@@ -293,6 +299,18 @@ impl Checked {
             out,
             "shutdown_timeout_ms = {}",
             ms(c.server.shutdown_timeout)
+        );
+        let _ = writeln!(
+            out,
+            "header_read_timeout_ms = {}",
+            ms(c.server.header_read_timeout)
+        );
+        let _ = writeln!(out, "body_timeout_ms = {}", ms(c.server.body_timeout));
+        let _ = writeln!(out, "max_connections = {}", c.server.max_connections);
+        let _ = writeln!(
+            out,
+            "idempotency_window_ms = {}",
+            ms(c.server.idempotency_window)
         );
         let _ = writeln!(out, "\n[cache]");
         let _ = writeln!(out, "enabled = {}", c.cache.enabled);
@@ -742,12 +760,18 @@ mod tests {
             "TEAMGATE_CONCURRENCY_LIMIT" => Some("77".to_string()),
             "TEAMGATE_CACHE_ENABLED" => Some("false".to_string()),
             "TEAMGATE_DRAIN_GRACE_MS" => Some("soon".to_string()),
+            "TEAMGATE_MAX_CONNECTIONS" => Some("3000".to_string()),
+            "TEAMGATE_HEADER_READ_TIMEOUT_MS" => Some("1500".to_string()),
+            "TEAMGATE_BODY_TIMEOUT_MS" => Some("2500".to_string()),
             _ => None,
         };
         let problems = apply_env_overrides(&mut config, &env);
         assert_eq!(config.listen.unwrap().into_inner(), "0.0.0.0:9090");
         assert_eq!(config.server.concurrency_limit, Some(77));
         assert_eq!(config.cache.enabled, Some(false));
+        assert_eq!(config.server.max_connections, Some(3000));
+        assert_eq!(config.server.header_read_timeout_ms, Some(1500));
+        assert_eq!(config.server.body_timeout_ms, Some(2500));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].starts_with("TEAMGATE_DRAIN_GRACE_MS: `soon`"));
     }

@@ -150,9 +150,9 @@ async fn a_create_whose_answer_is_lost_is_not_written_twice() {
     }
 }
 
-// ----- what the faults revealed, left for the proxy's owners -----------------------------------
-// These fail today; they are ignored so the suite stays green, and are the reproducers of the
-// findings reported with this change. Run them with `cargo test --test sim_faults -- --ignored`.
+// ----- what the faults revealed -----------------------------------------------------------------
+// These were the reproducers of findings the fault injection turned up; the proxy has been fixed
+// since and they guard against the findings coming back.
 
 /// An error body inside HTTP 200 that echoes the request: on Grafana a `get_team` answers 200
 /// with the echo, credential included, unredacted under `vendor` (and `id`/`name` null).

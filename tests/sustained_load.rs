@@ -663,7 +663,9 @@ impl Server {
              default_backend = \"grafana\"\n\n\
              [server]\n\
              # High enough that load shedding never answers in the server's place.\n\
-             concurrency_limit = 1024\n\n\
+             concurrency_limit = 1024\n\
+             # Stopped with SIGTERM: no grace to wait out, the log written out whole.\n\
+             drain_grace_ms = 0\n\n\
              [cache]\n\
              enabled = {cache}\n\
              max_bytes = {CACHE_MAX_BYTES}\n"
@@ -738,8 +740,19 @@ impl Server {
         panic!("teamgate did not answer /healthz within 10 s");
     }
 
-    /// Stops the proxy and returns what it logged (its stderr ends with it).
+    /// Stops the proxy as an orchestrator does (SIGTERM; SIGKILL only if it has not exited
+    /// within 10 s) and returns what it logged: its log writer is off the request path, so
+    /// the lines still buffered at the signal must be written out before it exits.
     fn stop(&mut self) -> LogStats {
+        let pid = self.proxy.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.proxy.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.proxy.0.kill();
         let _ = self.proxy.0.wait();
         self.log
