@@ -200,15 +200,16 @@ where
     // One request per key at a time: a concurrent retry waits for the first one's outcome.
     let mut record = slot.lock().await;
     // With the fleet: one request per key in every replica, and what another one saw.
-    let _lease = match &store.fleet {
-        Some(fleet) => {
-            let lease = fleet.lock(&key).await;
-            if let Some(kept) = fleet.load(&key).await {
+    let shared_key = store.fleet.as_ref().map(|_| SharedKeys::key_of(&call));
+    let _lease = match (&store.fleet, &shared_key) {
+        (Some(fleet), Some(key)) => {
+            let lease = fleet.lock(key).await;
+            if let Some(kept) = fleet.load(key).await {
                 *record = Some(from_shared(kept));
             }
             lease
         }
-        None => None,
+        _ => None,
     };
     let request = fingerprint(&call.request);
     match record.as_ref() {
@@ -227,7 +228,7 @@ where
                     request,
                     result: Ok(found.clone()),
                 });
-                share(store, &key, record.as_ref()).await;
+                share(store, shared_key.as_deref(), record.as_ref()).await;
                 return Ok(found);
             }
         }
@@ -247,13 +248,13 @@ where
             result: result.clone(),
         }),
     };
-    share(store, &key, record.as_ref()).await;
+    share(store, shared_key.as_deref(), record.as_ref()).await;
     result
 }
 
 /// Keeps the record in the fleet's store (when there is one and the record is shared).
-async fn share(store: &Idempotency, key: &str, record: Option<&Record>) {
-    if let (Some(fleet), Some(kept)) = (&store.fleet, record.and_then(shared)) {
+async fn share(store: &Idempotency, key: Option<&str>, record: Option<&Record>) {
+    if let (Some(fleet), Some(key), Some(kept)) = (&store.fleet, key, record.and_then(shared)) {
         fleet.save(key, &kept).await;
     }
 }

@@ -153,6 +153,29 @@ impl SharedKeys {
         SharedKeys { leases, window }
     }
 
+    /// The fleet-wide name of a call's idempotency key: backend, whose credential (the
+    /// configured one, or a SHA-256 prefix of the forwarded one: the same in every replica,
+    /// unlike the process's cache partition), operation and key.
+    pub fn key_of(call: &crate::call::Call) -> String {
+        let who = match &call.credential {
+            Some(credential) => {
+                let digest =
+                    ring::digest::digest(&ring::digest::SHA256, credential.expose().as_bytes());
+                digest.as_ref()[..12]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }
+            None => "configured".to_string(),
+        };
+        format!(
+            "{}:{who}:{}:{}",
+            call.backend,
+            call.request.op.name(),
+            call.idempotency_key.as_deref().unwrap_or("")
+        )
+    }
+
     /// One request per key in the whole fleet at a time.
     pub async fn lock(&self, key: &str) -> Option<Lease> {
         self.leases
