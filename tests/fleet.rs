@@ -475,7 +475,7 @@ async fn losing_redis_degrades_to_local_and_its_return_restores_sharing() {
     }
     // Every canonical request still succeeds: reads, writes, idempotent creates.
     for round in 0..3 {
-        assert_eq!(name_of(&c, &b, &id).await.is_empty(), false);
+        assert!(!name_of(&c, &b, &id).await.is_empty());
         let renamed = format!("lost-{round}");
         let patched = send(
             &c,
