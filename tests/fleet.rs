@@ -573,3 +573,120 @@ async fn an_idempotency_key_is_answered_the_same_by_every_replica() {
     .await;
     assert_eq!(other.status, 409, "{}", other.body);
 }
+
+fn check(top: &str) -> Result<teamgate::config::Checked, Vec<teamgate::mapping::CheckError>> {
+    std::env::set_var(CREDENTIAL_ENV, CREDENTIAL);
+    let config = format!(
+        "default_backend = \"g\"\n{top}\n[backends.g]\nmapping = \"mappings/grafana.toml\"\nbase_url = \"http://127.0.0.1:9\"\ncredential_env = \"{CREDENTIAL_ENV}\"\n"
+    );
+    teamgate::config::check_source(&repo_root().join("test-config.toml"), &config, &[])
+}
+
+#[test]
+fn fleet_is_checked_and_printed_with_the_password_masked() {
+    let checked = check(
+        "[fleet]\nredis_url = \"redis://:hunter2@127.0.0.1:6390/2\"\nfallback_ttl_ms = 700\n[fleet.budgets.g]\nrequests_per_second = 7\n",
+    )
+    .unwrap();
+    let fleet = checked.config.fleet.as_ref().unwrap();
+    assert_eq!(fleet.fallback_ttl, Duration::from_millis(700));
+    let printed = checked.effective_toml();
+    assert!(
+        printed.contains("redis_url = \"redis://:***@127.0.0.1:6390/2\""),
+        "{printed}"
+    );
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(
+        printed.contains("[fleet.budgets.g]\nrequests_per_second = 7"),
+        "{printed}"
+    );
+
+    let errors = check("[fleet]\nredis_url = \"http://:hunter2@x\"\n[fleet.budgets.nope]\nrequests_per_minute = 1\n")
+        .err()
+        .unwrap();
+    let text = format!("{errors:?}");
+    assert!(text.contains("fleet.redis_url"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("fleet.budgets.nope"), "{text}");
+    assert!(errors.iter().all(|e| e.line > 0), "{text}");
+
+    // Without [fleet]: nothing of it.
+    let plain = check("").unwrap();
+    assert!(plain.config.fleet.is_none());
+    assert!(!plain.effective_toml().contains("[fleet]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_budget_holds_per_replica() {
+    let sim = Arc::new(
+        teamgate_sim::spawn_local(teamgate_sim::new_vendor("grafana", CREDENTIAL).unwrap())
+            .await
+            .unwrap(),
+    );
+    const PER_SECOND: usize = 10;
+    let top = format!(
+        "[server]\nrequest_timeout_ms = 1000\n[fleet]\n[fleet.budgets.g]\nrequests_per_second = {PER_SECOND}\n"
+    );
+    let r = Arc::new(replica(&sim.base_url(), &top, "").await);
+    assert_eq!(metric(&r, "teamgate_fleet_redis_up"), 0.0);
+    let c = client();
+    let created = send(
+        &c,
+        &r,
+        Method::POST,
+        "/v1/teams",
+        Some(json!({"name": "local"})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sim.clear_log();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    // More waiting at once than the deadline leaves room for: some are refused.
+    for _ in 0..12 {
+        let (r, id) = (r.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            let mut limited = 0;
+            while started.elapsed() < Duration::from_secs(2) {
+                let a = send(
+                    &c,
+                    &r,
+                    Method::GET,
+                    &format!("/v1/teams/{id}"),
+                    None,
+                    &[("cache-control", "no-cache")],
+                )
+                .await;
+                match a.status {
+                    200 => {}
+                    429 => limited += 1,
+                    other => panic!("{other}: {}", a.body),
+                }
+            }
+            limited
+        }));
+    }
+    let mut limited = 0;
+    for t in tasks {
+        limited += t.await.unwrap();
+    }
+    let calls = sim.request_count();
+    let elapsed = started.elapsed().as_secs_f64();
+    // Burst of one (10 / 10) plus one call per 1/10 s.
+    assert!(
+        calls as f64 <= 1.0 + PER_SECOND as f64 * elapsed,
+        "{calls} vendor calls in {elapsed:.2} s"
+    );
+    assert!(calls >= PER_SECOND, "only {calls}");
+    assert!(limited > 0);
+    assert!(
+        metric(
+            &r,
+            "teamgate_fleet_budget_total{backend=\"g\",result=\"waited\",scope=\"local\"}"
+        ) > 0.0
+    );
+}

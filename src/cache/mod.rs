@@ -344,7 +344,7 @@ impl ReadCache {
     }
 }
 
-fn backend_scope(backend: &str) -> String {
+pub(crate) fn backend_scope(backend: &str) -> String {
     format!("backend{SEPARATOR}{backend}")
 }
 

@@ -61,7 +61,8 @@ impl Bound {
     fn new(limit: u32, period: Duration) -> Bound {
         let limit = u64::from(limit.max(1));
         let burst = limit.div_ceil(10).max(1);
-        let interval = (period.as_micros() as u64) / (limit - burst + 1);
+        // Rounded up: never a microsecond faster than the limit allows.
+        let interval = (period.as_micros() as u64).div_ceil(limit - burst + 1);
         Bound {
             interval,
             tolerance: (burst - 1) * interval,

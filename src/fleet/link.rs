@@ -15,6 +15,9 @@
 //! exponential backoff (100 ms doubling to 5 s, ±25 % jitter). On reconnection it forgets its
 //! cached answers once more (what was published while it was away is lost with pub/sub) and
 //! lifts the cap. Commands issued while down are not attempted: callers fall back at once.
+//! The backends this replica wrote to while down are invalidated fleet-wide as a whole once
+//! it is back (the others could not be told which teams changed), so a replica cut off from
+//! Redis alone leaves the others stale for its outage at most.
 //!
 //! Why pub/sub rather than generations read from Redis on each hit: a hit is ~16 µs of CPU
 //! in process; a Redis round trip on loopback is ~50-100 µs of latency and ~10 µs of CPU per
@@ -54,6 +57,8 @@ pub struct Link {
     timeout: Duration,
     metrics: Arc<FleetMetrics>,
     client: redis::Client,
+    /// Backends this replica invalidated while Redis was down.
+    missed: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Link {
@@ -72,6 +77,7 @@ impl Link {
             timeout: config.redis_timeout,
             metrics,
             client,
+            missed: Default::default(),
         }))
     }
 
@@ -88,7 +94,20 @@ impl Link {
         let metrics = self.metrics.clone();
         let (tx, rx) = mpsc::channel::<Vec<String>>(QUEUE);
         let sent = metrics.clone();
+        let weak = Arc::downgrade(link);
         cache.set_invalidation_hook(Box::new(move |scopes: &[String]| {
+            // While Redis is down nobody can be told (and every replica forgets its cache
+            // when it gets Redis back).
+            let Some(link) = weak.upgrade() else { return };
+            if !link.is_up() {
+                let mut missed = link.missed.lock().expect("missed lock");
+                for scope in scopes {
+                    if let Some(backend) = scope.split('\u{1f}').nth(1) {
+                        missed.insert(backend.to_string());
+                    }
+                }
+                return;
+            }
             if tx.try_send(scopes.to_vec()).is_err() {
                 sent.redis_errors.with_label_values(&["invalidate"]).inc();
             }
@@ -167,7 +186,7 @@ impl Supervisor {
                 _ = stopped.changed() => return,
             };
             match connected {
-                Ok((conn, pubsub)) => {
+                Ok((mut conn, pubsub)) => {
                     backoff = BACKOFF_FIRST;
                     link.conn.store(Some(Arc::new(conn.clone())));
                     link.up.store(true, Ordering::Relaxed);
@@ -176,6 +195,17 @@ impl Supervisor {
                     self.cache.forget_backends_locally(&self.backends);
                     self.cache.cap_ttl(None);
                     tracing::info!("Fleet: Redis reached; invalidations are shared");
+                    // What this replica changed while away, backend by backend.
+                    let missed = std::mem::take(&mut *link.missed.lock().expect("missed lock"));
+                    if !missed.is_empty() {
+                        let scopes: Vec<String> = missed
+                            .iter()
+                            .map(|b| crate::cache::backend_scope(b))
+                            .collect();
+                        if !self.publish(&link, &mut conn, &scopes).await {
+                            link.missed.lock().expect("missed lock").extend(missed);
+                        }
+                    }
                     let stop = self
                         .serve(&link, conn, pubsub, &mut queue, &mut stopped)
                         .await;
@@ -267,24 +297,9 @@ impl Supervisor {
                 }
                 scopes = queue.recv() => {
                     let Some(scopes) = scopes else { return true };
-                    let mut payload = self.replica.clone();
-                    for scope in &scopes {
-                        payload.push(RS);
-                        payload.push_str(scope);
-                    }
-                    let published = tokio::time::timeout(
-                        link.timeout,
-                        redis::cmd("PUBLISH")
-                            .arg(&self.channel)
-                            .arg(payload)
-                            .query_async::<i64>(&mut conn),
-                    )
-                    .await;
-                    if !matches!(published, Ok(Ok(_))) {
-                        self.metrics.redis_errors.with_label_values(&["invalidate"]).inc();
+                    if !self.publish(link, &mut conn, &scopes).await {
                         return false;
                     }
-                    self.metrics.invalidations.with_label_values(&["sent"]).inc();
                 }
                 _ = tick.tick() => {
                     if !self.ping(link, &mut conn).await {
@@ -299,6 +314,40 @@ impl Supervisor {
                 _ = stopped.changed() => return true,
             }
         }
+    }
+
+    /// Tells the other replicas; `false` when Redis did not take it.
+    async fn publish(
+        &self,
+        link: &Link,
+        conn: &mut MultiplexedConnection,
+        scopes: &[String],
+    ) -> bool {
+        let mut payload = self.replica.clone();
+        for scope in scopes {
+            payload.push(RS);
+            payload.push_str(scope);
+        }
+        let published = tokio::time::timeout(
+            link.timeout,
+            redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(payload)
+                .query_async::<i64>(conn),
+        )
+        .await;
+        if !matches!(published, Ok(Ok(_))) {
+            self.metrics
+                .redis_errors
+                .with_label_values(&["invalidate"])
+                .inc();
+            return false;
+        }
+        self.metrics
+            .invalidations
+            .with_label_values(&["sent"])
+            .inc();
+        true
     }
 
     async fn ping(&self, link: &Link, conn: &mut MultiplexedConnection) -> bool {
