@@ -10,8 +10,9 @@
 //!
 //! With Redis up, the decision is one atomic Lua script over the backend's keys, on Redis's
 //! own clock (`TIME`), so replicas whose clocks disagree still share one schedule. Without
-//! Redis (not configured, or unreachable) the same algorithm runs in process: each replica
-//! then keeps the whole budget to itself.
+//! Redis configured, the same algorithm runs in process with the whole budget; with Redis
+//! configured but unreachable, in process with `fallback_budget_share` of it (1/N of the
+//! budget for N replicas keeps the fleet within the vendor's limit meanwhile).
 //!
 //! A call that would have to wait past the request's deadline (what is left of
 //! `request_timeout_ms`, less a margin for the call itself) is refused without taking a slot:
@@ -124,6 +125,8 @@ return {1, wait}
 pub struct Budget {
     backend: String,
     bounds: Vec<Bound>,
+    /// The bounds in process while Redis is configured but unreachable.
+    fallback: Vec<Bound>,
     /// Redis keys, one per bound, in one hash slot.
     keys: Vec<String>,
     /// The in-process timestamps (µs since `epoch`).
@@ -140,22 +143,28 @@ impl Budget {
         limits: BudgetLimits,
         link: Option<Arc<Link>>,
         prefix: &str,
+        fallback_share: f64,
         metrics: Arc<FleetMetrics>,
     ) -> Budget {
         let mut bounds = Vec::new();
+        let mut fallback = Vec::new();
         let mut keys = Vec::new();
+        let share = |n: u32| ((f64::from(n) * fallback_share).floor() as u32).max(1);
         if let Some(n) = limits.per_second {
             bounds.push(Bound::new(n, Duration::from_secs(1)));
+            fallback.push(Bound::new(share(n), Duration::from_secs(1)));
             keys.push(format!("{{{prefix}:budget:{backend}}}:second"));
         }
         if let Some(n) = limits.per_minute {
             bounds.push(Bound::new(n, Duration::from_secs(60)));
+            fallback.push(Bound::new(share(n), Duration::from_secs(60)));
             keys.push(format!("{{{prefix}:budget:{backend}}}:minute"));
         }
         Budget {
             backend: backend.to_string(),
             local: Mutex::new(vec![0; bounds.len()]),
             bounds,
+            fallback,
             keys,
             epoch: Instant::now(),
             link,
@@ -179,11 +188,12 @@ impl Budget {
             Some(decision) => (decision, "fleet"),
             None => {
                 let now_us = now.duration_since(self.epoch).as_micros() as u64;
+                let bounds = match self.link {
+                    Some(_) => &self.fallback,
+                    None => &self.bounds,
+                };
                 let mut tats = self.local.lock().expect("budget lock");
-                (
-                    schedule(&self.bounds, &mut tats, now_us, max_wait_us),
-                    "local",
-                )
+                (schedule(bounds, &mut tats, now_us, max_wait_us), "local")
             }
         };
         let result = match decision {

@@ -9,6 +9,7 @@
 //! fallback_ttl_ms = 1000         # cache TTLs are cut to this while Redis is unreachable
 //! redis_timeout_ms = 250         # one Redis command at most; past it, local behaviour
 //! lock_lease_ms = 40000          # a fleet lock outlives a dead replica by this at most
+//! fallback_budget_share = 0.25   # of each budget, per replica, while Redis is unreachable
 //!
 //! [fleet.budgets.flashcat]       # overrides the mapping's [limits] requests_per_*
 //! requests_per_second = 40       # 0: no per-second budget
@@ -32,6 +33,7 @@ pub struct RawFleet {
     fallback_ttl_ms: Option<u64>,
     redis_timeout_ms: Option<u64>,
     lock_lease_ms: Option<u64>,
+    fallback_budget_share: Option<Spanned<f64>>,
     #[serde(default)]
     budgets: BTreeMap<String, Spanned<RawBudget>>,
 }
@@ -79,6 +81,9 @@ pub struct FleetConfig {
     pub fallback_ttl: Duration,
     pub redis_timeout: Duration,
     pub lock_lease: Duration,
+    /// The share of each budget a replica keeps to itself while it cannot reach Redis (1: the
+    /// whole budget; 1/N for N replicas keeps the fleet within it).
+    pub fallback_budget_share: f64,
     /// Overrides of the mappings' budgets, by backend.
     pub budgets: BTreeMap<String, BudgetLimits>,
 }
@@ -130,6 +135,17 @@ pub fn validate(
         }
         None => "teamgate".into(),
     };
+    let fallback_budget_share = match &raw.fallback_budget_share {
+        Some(share) if *share.get_ref() > 0.0 && *share.get_ref() <= 1.0 => *share.get_ref(),
+        Some(share) => {
+            error(
+                share.span().start,
+                "fleet.fallback_budget_share: more than 0, at most 1".into(),
+            );
+            1.0
+        }
+        None => 1.0,
+    };
     let mut budgets = BTreeMap::new();
     for (name, spanned) in &raw.budgets {
         if !backends.contains(&name.as_str()) {
@@ -152,6 +168,7 @@ pub fn validate(
         key_prefix,
         fallback_ttl: Duration::from_millis(raw.fallback_ttl_ms.unwrap_or(1_000).min(86_400_000)),
         redis_timeout: Duration::from_millis(raw.redis_timeout_ms.unwrap_or(250).clamp(10, 10_000)),
+        fallback_budget_share,
         lock_lease: Duration::from_millis(
             raw.lock_lease_ms.unwrap_or(40_000).clamp(1_000, 3_600_000),
         ),
@@ -180,6 +197,11 @@ pub fn print(fleet: &FleetConfig, out: &mut String) {
         fleet.redis_timeout.as_millis()
     );
     let _ = writeln!(out, "lock_lease_ms = {}", fleet.lock_lease.as_millis());
+    let _ = writeln!(
+        out,
+        "fallback_budget_share = {}",
+        fleet.fallback_budget_share
+    );
     for (name, b) in &fleet.budgets {
         let _ = writeln!(out, "\n[fleet.budgets.{name}]");
         if let Some(n) = b.per_second {

@@ -141,6 +141,7 @@ impl Fleet {
             limits,
             self.link.clone(),
             &self.config.key_prefix,
+            self.config.fallback_budget_share,
             self.metrics.clone(),
         )))
     }
