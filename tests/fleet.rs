@@ -5,7 +5,8 @@
 //! - the combined rate of vendor calls of all replicas stays within the configured budget
 //!   (counted at the simulator), and what cannot be served in time is 429 with Retry-After;
 //! - Redis stopped mid-test: no canonical request fails, the loss is counted, TTLs are cut to
-//!   the fallback; Redis back: shared invalidation again.
+//!   the fallback; Redis back: shared invalidation again;
+//! - idempotency keys and per-team read-modify-write hold across replicas.
 //!
 //! `redis-server` comes from the system packages (`.ci/run` installs it); where it cannot be
 //! found at all these tests say so and pass without running.
@@ -142,9 +143,14 @@ struct Replica {
 }
 
 async fn replica(sim_url: &str, top: &str, backend_extra: &str) -> Replica {
+    replica_of("grafana", sim_url, top, backend_extra).await
+}
+
+/// A replica whose backend `g` speaks `mappings/<kind>.toml`.
+async fn replica_of(kind: &str, sim_url: &str, top: &str, backend_extra: &str) -> Replica {
     std::env::set_var(CREDENTIAL_ENV, CREDENTIAL);
     let config = format!(
-        "listen = \"127.0.0.1:0\"\ndefault_backend = \"g\"\n{top}\n[backends.g]\nmapping = \"mappings/grafana.toml\"\nbase_url = \"{sim_url}\"\ncredential_env = \"{CREDENTIAL_ENV}\"\ntimeout_ms = 5000\n{backend_extra}\n"
+        "listen = \"127.0.0.1:0\"\ndefault_backend = \"g\"\n{top}\n[backends.g]\nmapping = \"mappings/{kind}.toml\"\nbase_url = \"{sim_url}\"\ncredential_env = \"{CREDENTIAL_ENV}\"\ntimeout_ms = 5000\n{backend_extra}\n"
     );
     let checked =
         teamgate::config::check_source(&repo_root().join("test-config.toml"), &config, &[])
@@ -689,4 +695,81 @@ async fn without_redis_the_budget_holds_per_replica() {
             "teamgate_fleet_budget_total{backend=\"g\",result=\"waited\",scope=\"local\"}"
         ) > 0.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_changes_through_two_replicas_are_serialised_fleet_wide() {
+    let Some(redis) = Redis::start(None, None) else {
+        return;
+    };
+    // Flashcat has no member endpoints: adding a member reads the team and writes back its
+    // whole person list. With 40 ms per vendor call, two replicas' adds overlap.
+    let sim = teamgate_sim::spawn_local(teamgate_sim::new_vendor("flashcat", CREDENTIAL).unwrap())
+        .await
+        .unwrap();
+    let top = fleet_top(&redis, "");
+    let a = replica_of("flashcat", &sim.base_url(), &top, "").await;
+    let b = replica_of("flashcat", &sim.base_url(), &top, "").await;
+    up(&[&a, &b]).await;
+    let c = client();
+    let created = send(
+        &c,
+        &a,
+        Method::POST,
+        "/v1/teams",
+        Some(json!({"name": "locked"})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    sim.set_fault(Some(teamgate_sim::Fault::Latency(Duration::from_millis(
+        40,
+    ))));
+    let replicas = Arc::new([a, b]);
+    let emails = ["ada", "bob", "carol", "dan"];
+    let mut adds = Vec::new();
+    for (i, who) in emails.iter().enumerate() {
+        let (replicas, id) = (replicas.clone(), id.clone());
+        let email = format!("{who}@example.com");
+        adds.push(tokio::spawn(async move {
+            let a = send(
+                &client(),
+                &replicas[i % 2],
+                Method::POST,
+                &format!("/v1/teams/{id}/members"),
+                Some(json!({"email": email})),
+                &[],
+            )
+            .await;
+            assert!(matches!(a.status, 200 | 201), "{}", a.body);
+        }));
+    }
+    for add in adds {
+        add.await.unwrap();
+    }
+    sim.set_fault(None);
+    let members = send(
+        &c,
+        &replicas[0],
+        Method::GET,
+        &format!("/v1/teams/{id}/members"),
+        None,
+        &[("cache-control", "no-cache")],
+    )
+    .await;
+    assert_eq!(members.status, 200, "{}", members.body);
+    let mut found: Vec<String> = members.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["email"].as_str().map(str::to_string))
+        .collect();
+    found.sort();
+    for who in emails {
+        assert!(
+            found.contains(&format!("{who}@example.com")),
+            "{who} was lost: {found:?}"
+        );
+    }
 }
