@@ -11,7 +11,7 @@
 //! lock_lease_ms = 40000          # a fleet lock outlives a dead replica by this at most
 //! fallback_budget_share = 0.25   # of each budget, per replica, while Redis is unreachable
 //!
-//! [fleet.budgets.flashcat]       # overrides the mapping's [limits] requests_per_*
+//! [fleet.budgets.NAME]           # overrides the mapping's [limits] requests_per_*
 //! requests_per_second = 40       # 0: no per-second budget
 //! requests_per_minute = 900
 //! ```
