@@ -325,7 +325,7 @@ async fn the_replicas_together_stay_within_the_vendor_budget() {
     const PER_SECOND: usize = 20;
     // A short deadline: what the budget cannot serve within it is refused.
     let top = format!(
-        "[server]\nrequest_timeout_ms = 1000\n{}",
+        "[server]\nrequest_timeout_ms = 2000\n{}",
         fleet_top(
             &redis,
             &format!("[fleet.budgets.g]\nrequests_per_second = {PER_SECOND}")
@@ -353,7 +353,7 @@ async fn the_replicas_together_stay_within_the_vendor_budget() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     sim.clear_log();
 
-    // Count at the simulator every 25 ms while 3 x 6 clients read past the cache for 3 s.
+    // Count at the simulator every 25 ms while 3 x 16 clients read past the cache for 3 s.
     let started = Instant::now();
     let run = Duration::from_secs(3);
     let sampler = {
@@ -373,7 +373,7 @@ async fn the_replicas_together_stay_within_the_vendor_budget() {
     };
     let replicas = Arc::new(replicas);
     let mut clients = Vec::new();
-    for i in 0..18 {
+    for i in 0..48 {
         let replicas = replicas.clone();
         let id = id.clone();
         clients.push(tokio::spawn(async move {
@@ -427,11 +427,11 @@ async fn the_replicas_together_stay_within_the_vendor_budget() {
         worst <= PER_SECOND,
         "{worst} vendor calls within one second"
     );
-    // The whole run (3 s of load, then at most the 1 s deadline): within the budget...
-    assert!(total <= PER_SECOND * 5, "{total} vendor calls");
+    // The whole run (3 s of load, then at most the 2 s deadline): within the budget...
+    assert!(total <= PER_SECOND * 6, "{total} vendor calls");
     // ... and the budget was used, not starved; what did not fit was refused.
     assert!(total >= PER_SECOND * 2, "only {total} vendor calls");
-    assert!(limited > 0, "nothing refused under 18 clients");
+    assert!(limited > 0, "nothing refused under 48 clients");
     assert!(ok > 0);
     let fleet_decided: f64 = replicas
         .iter()
@@ -631,7 +631,7 @@ async fn without_redis_the_budget_holds_per_replica() {
     );
     const PER_SECOND: usize = 10;
     let top = format!(
-        "[server]\nrequest_timeout_ms = 1000\n[fleet]\n[fleet.budgets.g]\nrequests_per_second = {PER_SECOND}\n"
+        "[server]\nrequest_timeout_ms = 2000\n[fleet]\n[fleet.budgets.g]\nrequests_per_second = {PER_SECOND}\n"
     );
     let r = Arc::new(replica(&sim.base_url(), &top, "").await);
     assert_eq!(metric(&r, "teamgate_fleet_redis_up"), 0.0);
@@ -651,8 +651,8 @@ async fn without_redis_the_budget_holds_per_replica() {
     sim.clear_log();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    // More waiting at once than the deadline leaves room for: some are refused.
-    for _ in 0..12 {
+    // More waiting at once than the deadline leaves room for (10/s x 1.5 s): some are refused.
+    for _ in 0..24 {
         let (r, id) = (r.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
             let c = client();

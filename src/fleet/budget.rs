@@ -48,7 +48,8 @@ pub fn deadline() -> Option<Instant> {
 /// How long a call may wait for the budget when no request deadline is known (the CLI's
 /// migrations, say).
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
-/// Kept from the deadline for the call itself (at most half of what is left).
+/// Kept from the deadline for the call itself: a quarter of what is left, at least this,
+/// at most half of it.
 const CALL_MARGIN: Duration = Duration::from_millis(250);
 
 /// One GCRA bound: emission interval and tolerance, in microseconds.
@@ -180,7 +181,7 @@ impl Budget {
         let max_wait = DEADLINE
             .try_with(|deadline| {
                 let left = deadline.saturating_duration_since(now);
-                left.saturating_sub(CALL_MARGIN.min(left / 2))
+                left.saturating_sub((left / 4).max(CALL_MARGIN).min(left / 2))
             })
             .unwrap_or(DEFAULT_MAX_WAIT);
         let max_wait_us = max_wait.as_micros() as u64;
