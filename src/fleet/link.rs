@@ -19,9 +19,10 @@
 //! it is back (the others could not be told which teams changed), so a replica cut off from
 //! Redis alone leaves the others stale for its outage at most.
 //!
-//! Why pub/sub rather than generations read from Redis on each hit: a hit is ~16 µs of CPU
-//! in process; a Redis round trip on loopback is ~50-100 µs of latency and ~10 µs of CPU per
-//! hit (BENCHMARKS.md, "Fleet"), paid by every read for the rare write. Pub/sub costs nothing
+//! Why pub/sub rather than generations read from Redis on each hit: measured on loopback
+//! (BENCHMARKS.md, "Fleet"), a whole cache hit takes ~40-50 µs end to end and one Redis round
+//! trip ~50-65 µs and ~30-40 µs of client CPU: reading generations would about double the
+//! cost of every read, for the rare write. Pub/sub costs nothing
 //! per read, a publish per write, and its one weakness (messages lost while disconnected) is
 //! covered by forgetting the cache on every loss and reconnection.
 
