@@ -34,6 +34,8 @@ struct RawConfig {
     backends: BTreeMap<String, Spanned<RawBackend>>,
     #[serde(default)]
     callers: Vec<Spanned<RawCaller>>,
+    /// `[fleet]`: replicas sharing state through Redis (`crate::fleet::config`).
+    fleet: Option<crate::fleet::config::RawFleet>,
 }
 
 /// `[[callers]]`: an API key (as its SHA-256 in hex), the backends and accesses it is given.
@@ -188,6 +190,8 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     /// `[[callers]]`; empty: no caller authentication.
     pub callers: crate::callers::Callers,
+    /// `[fleet]`; `None`: one replica, as before (no budget, no Redis).
+    pub fleet: Option<crate::fleet::config::FleetConfig>,
 }
 
 /// A configuration with every mapping it names, compiled.
@@ -348,6 +352,9 @@ impl Checked {
             if !b.options.is_empty() {
                 let _ = writeln!(out, "options = {}", Value::Object(b.options.clone()));
             }
+        }
+        if let Some(fleet) = &c.fleet {
+            crate::fleet::config::print(fleet, &mut out);
         }
         out
     }
@@ -685,6 +692,11 @@ pub fn check_source(
             write: c.access.iter().any(|a| a == "write"),
         });
     }
+    let names: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
+    let fleet = raw
+        .fleet
+        .as_ref()
+        .map(|f| crate::fleet::config::validate(f, &names, &|v| std::env::var(v).ok(), &mut error));
     // Every mapping file once, however many backends share it.
     let mut mappings = BTreeMap::new();
     let mut mapping_digests = BTreeMap::new();
@@ -739,6 +751,7 @@ pub fn check_source(
             },
             backends,
             callers: crate::callers::Callers::new(callers),
+            fleet,
         },
         mappings,
     })

@@ -12,6 +12,10 @@
 //! - a create whose outcome is unknown (sent, then no answer) is remembered as uncertain: the
 //!   next attempt with the key first looks for the team by name, and answers 201 with it when
 //!   the first attempt did create it, instead of creating it a second time.
+//!
+//! With `[fleet]` and Redis, a key is also locked fleet-wide and its answer (or "uncertain")
+//! kept in Redis, so a retry that reaches another replica is answered the same
+//! (`crate::fleet::lease::SharedKeys`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
@@ -28,6 +32,7 @@ use tower::{Layer, Service, ServiceExt};
 use crate::call::{Call, Directives, Reply};
 use crate::canonical::{CanonicalRequest, CanonicalResponse, Operation, PageRequest};
 use crate::error::{Error, ErrorCode};
+use crate::fleet::lease::{SharedKeys, SharedRecord};
 
 /// Keys remembered at most; past it the oldest go first.
 const MAX_KEYS: u64 = 100_000;
@@ -49,16 +54,49 @@ type Slot = Arc<Mutex<Option<Record>>>;
 /// The keys seen within the window.
 pub struct Idempotency {
     slots: moka::future::Cache<String, Slot>,
+    /// `[fleet]` with Redis: keys shared by the fleet.
+    fleet: Option<Arc<SharedKeys>>,
 }
 
 impl Idempotency {
-    pub fn new(window: Duration) -> Arc<Idempotency> {
+    pub fn new(window: Duration, fleet: Option<Arc<SharedKeys>>) -> Arc<Idempotency> {
         Arc::new(Idempotency {
             slots: moka::future::Cache::builder()
                 .max_capacity(MAX_KEYS)
                 .time_to_live(window)
                 .build(),
+            fleet,
         })
+    }
+}
+
+/// The fleet's copy of a record: answers and uncertainty (refusals stay local).
+fn shared(record: &Record) -> Option<SharedRecord> {
+    match record {
+        Record::Done {
+            request,
+            result: Ok(reply),
+        } => Some(SharedRecord {
+            request: *request,
+            response: Some(reply.response.clone()),
+        }),
+        Record::Uncertain { request } => Some(SharedRecord {
+            request: *request,
+            response: None,
+        }),
+        Record::Done { .. } => None,
+    }
+}
+
+fn from_shared(record: SharedRecord) -> Record {
+    match record.response {
+        Some(response) => Record::Done {
+            request: record.request,
+            result: Ok(Reply::uncached(response)),
+        },
+        None => Record::Uncertain {
+            request: record.request,
+        },
     }
 }
 
@@ -155,9 +193,24 @@ async fn remembered<S>(
 where
     S: Service<Call, Response = Reply, Error = Error> + Clone,
 {
-    let slot = store.slots.get_with(key, async { Slot::default() }).await;
+    let slot = store
+        .slots
+        .get_with(key.clone(), async { Slot::default() })
+        .await;
     // One request per key at a time: a concurrent retry waits for the first one's outcome.
     let mut record = slot.lock().await;
+    // With the fleet: one request per key in every replica, and what another one saw.
+    let shared_key = store.fleet.as_ref().map(|_| SharedKeys::key_of(&call));
+    let _lease = match (&store.fleet, &shared_key) {
+        (Some(fleet), Some(key)) => {
+            let lease = fleet.lock(key).await;
+            if let Some(kept) = fleet.load(key).await {
+                *record = Some(from_shared(kept));
+            }
+            lease
+        }
+        _ => None,
+    };
     let request = fingerprint(&call.request);
     match record.as_ref() {
         Some(Record::Done { request: first, .. } | Record::Uncertain { request: first })
@@ -175,6 +228,7 @@ where
                     request,
                     result: Ok(found.clone()),
                 });
+                share(store, shared_key.as_deref(), record.as_ref()).await;
                 return Ok(found);
             }
         }
@@ -194,7 +248,15 @@ where
             result: result.clone(),
         }),
     };
+    share(store, shared_key.as_deref(), record.as_ref()).await;
     result
+}
+
+/// Keeps the record in the fleet's store (when there is one and the record is shared).
+async fn share(store: &Idempotency, key: Option<&str>, record: Option<&Record>) {
+    if let (Some(fleet), Some(key), Some(kept)) = (&store.fleet, key, record.and_then(shared)) {
+        fleet.save(key, &kept).await;
+    }
 }
 
 /// The team an uncertain create made, if the vendor has exactly one by that name now.

@@ -40,6 +40,7 @@ pub mod canonical;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod idempotency;
 pub mod logs;
@@ -81,6 +82,8 @@ pub struct App {
     callers: Arc<callers::Callers>,
     /// The embedded vendor kinds this app was built with, for reloads to check against.
     embedded_kinds: Vec<&'static str>,
+    /// `[fleet]` (shared state through Redis, vendor budgets); `None`: one replica.
+    pub fleet: Option<Arc<fleet::Fleet>>,
 }
 
 impl App {
@@ -96,6 +99,10 @@ impl App {
         vendors: &dyn EmbeddedVendors,
     ) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
+        let fleet = match &checked.config.fleet {
+            Some(f) => Some(Arc::new(fleet::Fleet::new(f.clone(), metrics.registry())?)),
+            None => None,
+        };
         let mut served = BTreeMap::new();
         let mut embedded = BTreeMap::new();
         for backend in &checked.config.backends {
@@ -124,13 +131,16 @@ impl App {
                 .ok_or_else(|| anyhow::anyhow!("no mapping loaded for backend {}", backend.name))?;
             let engine = Backend::new(
                 backend.name.clone(),
-                mapping,
+                mapping.clone(),
                 &base_url,
                 Secret::new(credential),
                 backend.options.clone(),
-                upstream::client(backend.timeout, backend.max_answer_bytes),
+                fleet::upstream_client(fleet.as_deref(), backend, &mapping),
                 metrics.clone(),
             );
+            if let Some(fleet) = &fleet {
+                fleet.share_team_locks(&engine, &backend.name);
+            }
             let limit = backend
                 .concurrency_limit
                 .unwrap_or(checked.config.server.backend_share());
@@ -174,6 +184,9 @@ impl App {
             &metrics,
         ));
         metrics.config_in_service(&checked.hash);
+        if let Some(fleet) = &fleet {
+            fleet.connect(&cache, served.keys().cloned().collect());
+        }
         Ok(App {
             health: Arc::new(health::Health::new(checked.hash.clone())),
             backends,
@@ -184,6 +197,7 @@ impl App {
             limits: checked.config.server.clone(),
             callers: Arc::new(checked.config.callers.clone()),
             embedded_kinds: vendors.kinds().to_vec(),
+            fleet,
         })
     }
 
@@ -213,6 +227,7 @@ impl App {
             self.callers.clone(),
             self.mirrors.clone(),
             &self.limits,
+            self.fleet.clone(),
         );
         let stopped = Arc::new(std::sync::OnceLock::new());
         let mark = stopped.clone();

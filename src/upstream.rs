@@ -63,6 +63,9 @@ pub enum UpstreamError {
     TooLarge,
     #[error("the connection to the backend failed")]
     Transport,
+    /// Not sent: the vendor budget (`crate::fleet::budget`) allows no call in time.
+    #[error("the backend's vendor budget is spent")]
+    OverBudget { retry_after_secs: u64 },
 }
 
 /// The upstream client as the engine holds it: any service from vendor request to answer.
@@ -77,6 +80,26 @@ pub fn client(timeout: Duration, max_body: usize) -> Upstream {
         .timeout(timeout)
         .service(HyperClient::new(timeout, max_body));
     BoxCloneSyncService::new(stack)
+}
+
+/// [`client`] with `each_attempt` around every attempt (below the retry, above the
+/// per-attempt timeout): the fleet's vendor budget counts each call sent.
+pub fn client_through(
+    timeout: Duration,
+    max_body: usize,
+    each_attempt: impl FnOnce(Upstream) -> Upstream,
+) -> Upstream {
+    let attempt = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .map_err(timed_out_or_failed)
+            .timeout(timeout)
+            .service(HyperClient::new(timeout, max_body)),
+    );
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .retry(ReadRetry::new())
+            .service(each_attempt(attempt)),
+    )
 }
 
 /// The error of the timeout layer's stack: the client's own, or the timeout's.

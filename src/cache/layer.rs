@@ -96,7 +96,7 @@ where
     let Some(key) = key(&cache, &backend, call.partition, &call.request) else {
         return inner.call(call).await;
     };
-    let policy = call.policy;
+    let policy = cache.capped(call.policy);
     let directives = call.directives.clone();
 
     if directives.bypass {

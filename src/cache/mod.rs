@@ -150,7 +150,14 @@ pub struct ReadCache {
     requests: IntCounterVec,
     evictions: IntCounterVec,
     bytes: IntGauge,
+    /// `[fleet]`: told of every scope this replica invalidates, to tell the other replicas.
+    on_invalidate: std::sync::OnceLock<InvalidationHook>,
+    /// `[fleet]`: while Redis is unreachable, answers stay fresh this many ms at most (0: no cap).
+    ttl_cap_ms: AtomicU64,
 }
+
+/// Receives the scopes a write made stale (see `crate::fleet`).
+pub type InvalidationHook = Box<dyn Fn(&[String]) + Send + Sync>;
 
 /// Generations kept before old ones are pruned.
 const GENERATIONS_MAX: usize = 100_000;
@@ -210,6 +217,8 @@ impl ReadCache {
             requests,
             evictions,
             bytes,
+            on_invalidate: std::sync::OnceLock::new(),
+            ttl_cap_ms: AtomicU64::new(0),
         })
     }
 
@@ -284,17 +293,58 @@ impl ReadCache {
         };
         if !scopes.is_empty() {
             self.bump(&scopes);
+            self.tell_fleet(&scopes);
         }
     }
 
     /// Makes every entry of a backend unreachable (its mapping changed: answers read through
     /// the old one may differ).
     pub fn invalidate_backend(&self, backend: &str) {
-        self.bump(&[backend_scope(backend)]);
+        let scopes = [backend_scope(backend)];
+        self.bump(&scopes);
+        self.tell_fleet(&scopes);
+    }
+
+    fn tell_fleet(&self, scopes: &[String]) {
+        if let Some(hook) = self.on_invalidate.get() {
+            hook(scopes);
+        }
+    }
+
+    /// `[fleet]`: sets who is told of this replica's invalidations (once).
+    pub(crate) fn set_invalidation_hook(&self, hook: InvalidationHook) {
+        let _ = self.on_invalidate.set(hook);
+    }
+
+    /// `[fleet]`: invalidations another replica made (not told again).
+    pub(crate) fn apply_remote(&self, scopes: &[String]) {
+        self.bump(scopes);
+    }
+
+    /// `[fleet]`: every entry of these backends unreachable, here only (Redis was lost or
+    /// regained: invalidations may have been missed).
+    pub(crate) fn forget_backends_locally(&self, backends: &[String]) {
+        let scopes: Vec<String> = backends.iter().map(|b| backend_scope(b)).collect();
+        self.bump(&scopes);
+    }
+
+    /// `[fleet]`: caps how long new answers stay fresh (`None`: their backend's TTL).
+    pub(crate) fn cap_ttl(&self, cap: Option<Duration>) {
+        let ms = cap.map(|d| (d.as_millis() as u64).max(1)).unwrap_or(0);
+        self.ttl_cap_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// A backend's policy under the current cap.
+    pub(crate) fn capped(&self, mut policy: CachePolicy) -> CachePolicy {
+        let cap = self.ttl_cap_ms.load(Ordering::Relaxed);
+        if cap != 0 {
+            policy.ttl = policy.ttl.min(Duration::from_millis(cap));
+        }
+        policy
     }
 }
 
-fn backend_scope(backend: &str) -> String {
+pub(crate) fn backend_scope(backend: &str) -> String {
     format!("backend{SEPARATOR}{backend}")
 }
 

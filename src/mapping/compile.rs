@@ -396,11 +396,31 @@ fn limits(cx: &mut Ctx, raw: &file::LimitsFile) -> Limits {
             }
         }
     });
+    let budget = crate::fleet::config::BudgetLimits {
+        per_second: rate(cx, &raw.requests_per_second, "requests_per_second"),
+        per_minute: rate(cx, &raw.requests_per_minute, "requests_per_minute"),
+    };
     Limits {
         name_max,
         description_max,
         page_size_max,
         team_id_pattern,
+        budget,
+    }
+}
+
+/// A documented request limit: 1 to 1,000,000.
+fn rate(cx: &mut Ctx, value: &Option<Spanned<i64>>, key: &str) -> Option<u32> {
+    let v = value.as_ref()?;
+    match u32::try_from(*v.get_ref()) {
+        Ok(n) if (1..=1_000_000).contains(&n) => Some(n),
+        _ => {
+            cx.error(
+                v.span().start,
+                format!("limits.{key} must be between 1 and 1000000"),
+            );
+            None
+        }
     }
 }
 

@@ -88,6 +88,9 @@ pub struct LimitsFile {
     pub page_size_max: Option<Spanned<i64>>,
     /// A regular expression team ids must match; other ids are `not_found` before any call.
     pub team_id_pattern: Option<Spanned<String>>,
+    /// The vendor's documented request limits (the fleet's vendor budget, `[fleet]`).
+    pub requests_per_second: Option<Spanned<i64>>,
+    pub requests_per_minute: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

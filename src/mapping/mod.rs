@@ -148,6 +148,8 @@ pub struct Limits {
     pub description_max: usize,
     pub page_size_max: usize,
     pub team_id_pattern: Option<Regex>,
+    /// The vendor's documented request limits (enforced with `[fleet]`).
+    pub budget: crate::fleet::config::BudgetLimits,
 }
 
 /// How a list operation pages.

@@ -54,7 +54,11 @@ pub fn build(
     callers: Arc<Callers>,
     mirrors: Arc<Mirrors>,
     limits: &ServerLimits,
+    fleet: Option<Arc<crate::fleet::Fleet>>,
 ) -> HttpService {
+    let deadline = fleet
+        .as_ref()
+        .map(|_| crate::fleet::DeadlineLayer::new(limits.request_timeout));
     let stack = ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(ProblemLayer)
@@ -71,6 +75,9 @@ pub fn build(
         // A repeated POST with its Idempotency-Key answers the first result.
         .layer(IdempotencyLayer::new(Idempotency::new(
             limits.idempotency_window,
+            fleet
+                .as_ref()
+                .and_then(|f| f.idempotency(limits.idempotency_window)),
         )))
         // Reads answered from memory never reach the mapping engine.
         .layer(CacheLayer::new(cache))
@@ -81,6 +88,8 @@ pub fn build(
         // it sees dropped is one whose caller went away, which says nothing of the vendor.
         .layer(GuardLayer::new(backends.clone(), metrics.clone()))
         .map_err(shed_or_timed_out)
+        // `[fleet]`: how long the vendor budget may make a call wait (the same deadline).
+        .option_layer(deadline)
         // The vendor work of a request, all its upstream steps included. Below the cache and
         // the idempotency keys, so that a write cut short is still seen by both (its outcome
         // is unknown: they invalidate and remember it as such).

@@ -282,6 +282,10 @@ impl Backend {
                 UpstreamError::Connect => UpstreamOutcome::ConnectError,
                 UpstreamError::TooLarge => UpstreamOutcome::BadAnswer,
                 UpstreamError::Transport => UpstreamOutcome::TransportError,
+                // Never sent: no upstream outcome.
+                UpstreamError::OverBudget { retry_after_secs } => {
+                    return crate::fleet::budget::refused(retry_after_secs)
+                }
             };
             self.metrics.upstream(&self.name, op.name(), outcome);
             let (code, origin) = match e {
@@ -290,6 +294,7 @@ impl Backend {
                 UpstreamError::Transport => (ErrorCode::UpstreamError, Origin::Network),
                 // The vendor did answer, too much.
                 UpstreamError::TooLarge => (ErrorCode::UpstreamError, Origin::Vendor),
+                UpstreamError::OverBudget { .. } => unreachable!("answered above"),
             };
             Error::new(code, e.to_string()).from_origin(origin)
         })
