@@ -219,16 +219,16 @@ impl App {
     /// within the same shutdown timeout as open requests.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         self.mirrors.start();
-        let service = server::stack::build(
-            self.backends.clone(),
-            self.cache.clone(),
-            self.metrics.clone(),
-            self.health.clone(),
-            self.callers.clone(),
-            self.mirrors.clone(),
-            &self.limits,
-            self.fleet.clone(),
-        );
+        let parts = server::stack::Parts {
+            backends: self.backends.clone(),
+            cache: self.cache.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            callers: self.callers.clone(),
+            mirrors: self.mirrors.clone(),
+            fleet: self.fleet.clone(),
+        };
+        let service = server::stack::build(parts, &self.limits);
         let stopped = Arc::new(std::sync::OnceLock::new());
         let mark = stopped.clone();
         let shutdown = async move {

@@ -46,16 +46,28 @@ use crate::mirror::{MirrorLayer, Mirrors};
 /// The whole request path; infallible, every failure has become a problem answer.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-pub fn build(
-    backends: Arc<Backends>,
-    cache: Arc<ReadCache>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    callers: Arc<Callers>,
-    mirrors: Arc<Mirrors>,
-    limits: &ServerLimits,
-    fleet: Option<Arc<crate::fleet::Fleet>>,
-) -> HttpService {
+/// The shared state the stages of the request path hold.
+pub struct Parts {
+    pub backends: Arc<Backends>,
+    pub cache: Arc<ReadCache>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub callers: Arc<Callers>,
+    pub mirrors: Arc<Mirrors>,
+    /// `[fleet]`, when configured.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
+}
+
+pub fn build(parts: Parts, limits: &ServerLimits) -> HttpService {
+    let Parts {
+        backends,
+        cache,
+        metrics,
+        health,
+        callers,
+        mirrors,
+        fleet,
+    } = parts;
     let deadline = fleet
         .as_ref()
         .map(|_| crate::fleet::DeadlineLayer::new(limits.request_timeout));
