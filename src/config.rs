@@ -97,7 +97,7 @@ struct RawBackend {
     stale_if_error_ms: Option<u64>,
     /// Mirror mode (`src/mirror/`): another backend that repeats this one's writes.
     mirror: Option<Spanned<String>>,
-    mirror_shadow_reads: Option<crate::mirror::ShadowReads>,
+    mirror_shadow_reads: Option<crate::mirror::settings::ShadowReads>,
     mirror_queue: Option<usize>,
     mirror_attempts: Option<u32>,
     mirror_retry_ms: Option<u64>,
@@ -176,7 +176,7 @@ pub struct BackendConfig {
     pub cache: CachePolicy,
     pub options: Map<String, Value>,
     /// `mirror = "NAME"`: the backend that repeats this one's writes (and shadow reads).
-    pub mirror: Option<crate::mirror::MirrorSettings>,
+    pub mirror: Option<crate::mirror::settings::MirrorSettings>,
 }
 
 /// A validated configuration.
@@ -360,14 +360,14 @@ impl Checked {
     }
 }
 
-/// Each backend's mirror settings as written, for [`crate::mirror::check_mirrors`].
-fn raw_mirrors(raw: &RawConfig) -> Vec<crate::mirror::RawMirror<'_>> {
+/// Each backend's mirror settings as written, for [`crate::mirror::settings::check_mirrors`].
+fn raw_mirrors(raw: &RawConfig) -> Vec<crate::mirror::settings::RawMirror<'_>> {
     raw.backends
         .iter()
         .map(|(name, b)| {
             let b_at = b.span().start;
             let b = b.get_ref();
-            crate::mirror::RawMirror {
+            crate::mirror::settings::RawMirror {
                 name,
                 at: b_at,
                 forward_credential: b.forward_credential,
@@ -572,21 +572,24 @@ pub fn check_source(
                 ),
             },
             options,
-            mirror: b.mirror.as_ref().map(|m| crate::mirror::MirrorSettings {
-                target: m.get_ref().clone(),
-                shadow_reads: b.mirror_shadow_reads.unwrap_or_default().fraction(),
-                queue: b.mirror_queue.unwrap_or(10_000).clamp(1, 1 << 20),
-                attempts: b.mirror_attempts.unwrap_or(8).clamp(1, 1_000),
-                retry_base: Duration::from_millis(
-                    b.mirror_retry_ms.unwrap_or(500).clamp(1, 600_000),
-                ),
-                retry_max: Duration::from_millis(
-                    b.mirror_retry_max_ms.unwrap_or(60_000).clamp(1, 3_600_000),
-                ),
-            }),
+            mirror: b
+                .mirror
+                .as_ref()
+                .map(|m| crate::mirror::settings::MirrorSettings {
+                    target: m.get_ref().clone(),
+                    shadow_reads: b.mirror_shadow_reads.unwrap_or_default().fraction(),
+                    queue: b.mirror_queue.unwrap_or(10_000).clamp(1, 1 << 20),
+                    attempts: b.mirror_attempts.unwrap_or(8).clamp(1, 1_000),
+                    retry_base: Duration::from_millis(
+                        b.mirror_retry_ms.unwrap_or(500).clamp(1, 600_000),
+                    ),
+                    retry_max: Duration::from_millis(
+                        b.mirror_retry_max_ms.unwrap_or(60_000).clamp(1, 3_600_000),
+                    ),
+                }),
         });
     }
-    for reason in crate::mirror::check_mirrors(&raw_mirrors(&raw)) {
+    for reason in crate::mirror::settings::check_mirrors(&raw_mirrors(&raw)) {
         error(reason.0, reason.1);
     }
     if backends.is_empty() {

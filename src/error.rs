@@ -294,6 +294,33 @@ impl Error {
     }
 }
 
+/// The errors of tower's shed, limit and timeout layers, and ours passed through them: the one
+/// conversion for every place on the request path where tower's layers sit.
+pub fn from_tower(error: tower::BoxError) -> Error {
+    let error = match error.downcast::<Error>() {
+        Ok(ours) => return *ours,
+        Err(other) => other,
+    };
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        let mut shed = Error::new(
+            ErrorCode::UpstreamUnavailable,
+            "teamgate is at its concurrency limit; retry shortly",
+        )
+        .from_origin(Origin::Teamgate);
+        shed.retry_after = Some(1);
+        shed
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        // The timeout bounds the vendor work of a request: past it, no answer came in time.
+        Error::new(
+            ErrorCode::UpstreamTimeout,
+            "the backend's work took longer than the configured request timeout",
+        )
+        .from_origin(Origin::Network)
+    } else {
+        Error::internal("the request failed")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

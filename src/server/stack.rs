@@ -21,7 +21,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceBuilder};
+use tower::ServiceBuilder;
 
 use super::admin::AdminLayer;
 use super::body::BodyLayer;
@@ -34,7 +34,6 @@ use super::trace::TraceLayer;
 use crate::cache::{CacheLayer, ReadCache};
 use crate::callers::Callers;
 use crate::config::ServerLimits;
-use crate::error::{Error, ErrorCode, Origin};
 use crate::health::Health;
 use crate::idempotency::{Idempotency, IdempotencyLayer};
 use crate::mapping::guard::GuardLayer;
@@ -78,7 +77,7 @@ pub fn build(parts: Parts, limits: &ServerLimits) -> HttpService {
         .layer(MetricsLayer::new(metrics.clone()))
         .layer(BodyLayer::new(limits.max_body_bytes, limits.body_timeout))
         .layer(AdminLayer::new(backends.clone(), metrics.clone(), health))
-        .map_err(shed_or_timed_out)
+        .map_err(crate::error::from_tower)
         // Refuse at once rather than queue without bound when every slot is busy.
         .load_shed()
         // Clones share one semaphore, so this bounds the whole process.
@@ -99,7 +98,7 @@ pub fn build(parts: Parts, limits: &ServerLimits) -> HttpService {
         // timeout, so the circuit is told of a call cut short as the timeout it is; a call
         // it sees dropped is one whose caller went away, which says nothing of the vendor.
         .layer(GuardLayer::new(backends.clone(), metrics.clone()))
-        .map_err(shed_or_timed_out)
+        .map_err(crate::error::from_tower)
         // `[fleet]`: how long the vendor budget may make a call wait (the same deadline).
         .option_layer(deadline)
         // The vendor work of a request, all its upstream steps included. Below the cache and
@@ -108,31 +107,4 @@ pub fn build(parts: Parts, limits: &ServerLimits) -> HttpService {
         .timeout(limits.request_timeout)
         .service(Engine::new(backends));
     BoxCloneSyncService::new(stack)
-}
-
-/// The errors of tower's shed, limit and timeout layers, and ours passed through them (the
-/// same conversion serves both places where tower's layers sit).
-pub(crate) fn shed_or_timed_out(error: BoxError) -> Error {
-    let error = match error.downcast::<Error>() {
-        Ok(ours) => return *ours,
-        Err(other) => other,
-    };
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        let mut shed = Error::new(
-            ErrorCode::UpstreamUnavailable,
-            "teamgate is at its concurrency limit; retry shortly",
-        )
-        .from_origin(Origin::Teamgate);
-        shed.retry_after = Some(1);
-        shed
-    } else if error.is::<tower::timeout::error::Elapsed>() {
-        // The timeout bounds the vendor work of a request: past it, no answer came in time.
-        Error::new(
-            ErrorCode::UpstreamTimeout,
-            "the backend's work took longer than the configured request timeout",
-        )
-        .from_origin(Origin::Network)
-    } else {
-        Error::internal("the request failed")
-    }
 }
