@@ -506,11 +506,11 @@ fn rule(
             Some(StatusFile::One(s)) => vec![*s],
             Some(StatusFile::Many(s)) => s.clone(),
         },
-        vendor_codes: match &raw.vendor_code {
-            None => Vec::new(),
-            Some(file::OneOrMany::One(c)) => vec![c.clone()],
-            Some(file::OneOrMany::Many(c)) => c.clone(),
-        },
+        vendor_codes: raw
+            .vendor_code
+            .as_ref()
+            .map(|codes| codes.0.clone())
+            .unwrap_or_default(),
         message_contains: raw.message_contains.as_ref().map(|m| m.to_lowercase()),
         operations,
         outcome,
@@ -968,5 +968,32 @@ path = "/teams/{path.id}"
         assert_eq!(errors[0].0, 6);
         assert!(errors[0].1.contains("not a JSONPath"));
         assert_eq!(errors[1].0, 9);
+    }
+
+    #[test]
+    fn vendor_codes_may_be_numbers_and_a_wrong_one_is_explained() {
+        let rules = |codes: &str| {
+            format!("{MINIMAL}[[errors.rules]]\nvendor_code = {codes}\ncode = \"not_found\"\n")
+        };
+        for ok in ["2001", "\"InvalidParameter\"", "[\"Unauthorized\", 4010]"] {
+            let compiled = compile(Path::new("t.toml"), &rules(ok));
+            assert!(compiled.is_ok(), "{ok}: {:?}", compiled.err());
+        }
+        let mapping = compile(Path::new("t.toml"), &rules("[\"Unauthorized\", 4010]")).unwrap();
+        assert_eq!(
+            mapping.error_rules[0].vendor_codes,
+            ["Unauthorized", "4010"]
+        );
+        for bad in ["1.5", "true", "[[1]]"] {
+            let errors = check(&rules(bad));
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            let (line, reason) = &errors[0];
+            assert_eq!(*line, 12, "{bad}: {reason}");
+            assert!(
+                reason.contains("a vendor error code: a string or an integer")
+                    && !reason.contains("untagged"),
+                "{bad}: {reason}"
+            );
+        }
     }
 }

@@ -117,7 +117,7 @@ pub struct ErrorRuleFile {
     /// One status or several.
     pub status: Option<StatusFile>,
     /// The vendor's error code must equal this (or one of these).
-    pub vendor_code: Option<OneOrMany>,
+    pub vendor_code: Option<VendorCodes>,
     /// The vendor's message must contain this (case-insensitive): a last resort.
     pub message_contains: Option<String>,
     /// Only for these canonical operations.
@@ -126,11 +126,85 @@ pub struct ErrorRuleFile {
     pub code: Spanned<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+/// `vendor_code`: one code or a list, each a string or an integer (many vendors number their
+/// codes). Integers are kept as their decimal text, which is how a numeric code in an answer
+/// is compared. Anything else is refused in words that say what is expected.
+#[derive(Debug)]
+pub struct VendorCodes(pub Vec<String>);
+
+const VENDOR_CODE_EXPECTED: &str = "a vendor error code: a string or an integer \
+    (`vendor_code = \"InvalidParameter\"` or `vendor_code = 2001`), or a list of them \
+    (`vendor_code = [\"Unauthorized\", 4010]`)";
+
+impl<'de> Deserialize<'de> for VendorCodes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Codes;
+
+        impl<'de> serde::de::Visitor<'de> for Codes {
+            type Value = VendorCodes;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(VENDOR_CODE_EXPECTED)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<VendorCodes, E> {
+                Ok(VendorCodes(vec![v.to_string()]))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<VendorCodes, E> {
+                Ok(VendorCodes(vec![v.to_string()]))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<VendorCodes, E> {
+                Ok(VendorCodes(vec![v.to_string()]))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<VendorCodes, A::Error> {
+                let mut codes = Vec::new();
+                // Each element through this same visitor: a string or an integer, not a list.
+                while let Some(one) = seq.next_element::<OneCode>()? {
+                    codes.push(one.0);
+                }
+                Ok(VendorCodes(codes))
+            }
+        }
+
+        deserializer.deserialize_any(Codes)
+    }
+}
+
+/// One element of a `vendor_code` list.
+struct OneCode(String);
+
+impl<'de> Deserialize<'de> for OneCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Code;
+
+        impl serde::de::Visitor<'_> for Code {
+            type Value = OneCode;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(VENDOR_CODE_EXPECTED)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneCode, E> {
+                Ok(OneCode(v.to_string()))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OneCode, E> {
+                Ok(OneCode(v.to_string()))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OneCode, E> {
+                Ok(OneCode(v.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(Code)
+    }
 }
 
 #[derive(Debug, Deserialize)]
