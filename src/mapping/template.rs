@@ -5,7 +5,8 @@
 //!   segment, so no value can add a segment, a query or a fragment. A placeholder that is
 //!   absent makes the whole text absent (a query parameter is then left out).
 //! - [`ValueTemplate`]: a JSON body. A string starting with `$` is an [`Expr`]; any other value
-//!   is literal; object members whose expression is absent are left out.
+//!   is literal; object members whose expression is absent are left out, and so is a nested
+//!   object whose expressions are all absent (its literals alone do not keep it).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
@@ -209,24 +210,46 @@ impl ValueTemplate {
         })
     }
 
-    /// Renders the body; `Ok(None)` when the whole value is absent.
+    /// Renders the body; `Ok(None)` when the whole value is absent. The body itself is always
+    /// an object (or array) when it is one; a nested object whose expressions are all absent is
+    /// left out, whatever literals it holds (`parent = { id = "$.input.parent_id", type =
+    /// "team_reference" }` sends no `parent` for a team without one).
     pub fn render(&self, ctx: &Value) -> Result<Option<Value>, ConvertError> {
+        self.render_at(ctx, false)
+    }
+
+    /// Whether any expression is inside: only literals is a constant, always sent.
+    fn reads(&self) -> bool {
+        match self {
+            ValueTemplate::Literal(_) => false,
+            ValueTemplate::Expr(_) | ValueTemplate::Each(..) => true,
+            ValueTemplate::Object(members) => members.iter().any(|(_, t)| t.reads()),
+            ValueTemplate::Array(items) => items.iter().any(ValueTemplate::reads),
+        }
+    }
+
+    fn render_at(&self, ctx: &Value, nested: bool) -> Result<Option<Value>, ConvertError> {
         Ok(match self {
             ValueTemplate::Literal(v) => Some(v.clone()),
             ValueTemplate::Expr(e) => e.eval(ctx)?,
             ValueTemplate::Object(members) => {
                 let mut map = Map::new();
+                let mut read_something = false;
                 for (key, template) in members {
-                    if let Some(v) = template.render(ctx)? {
+                    if let Some(v) = template.render_at(ctx, true)? {
+                        read_something |= template.reads();
                         map.insert(key.clone(), v);
                     }
+                }
+                if nested && !read_something && self.reads() {
+                    return Ok(None);
                 }
                 Some(Value::Object(map))
             }
             ValueTemplate::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
-                    if let Some(v) = item.render(ctx)? {
+                    if let Some(v) = item.render_at(ctx, true)? {
                         out.push(v);
                     }
                 }
@@ -238,7 +261,7 @@ impl ValueTemplate {
                     let mut out = Vec::with_capacity(elements.len());
                     for element in elements {
                         let item_ctx = serde_json::json!({ "item": element });
-                        if let Some(v) = template.render(&item_ctx)? {
+                        if let Some(v) = template.render_at(&item_ctx, true)? {
                             out.push(v);
                         }
                     }
@@ -337,5 +360,37 @@ mod tests {
             body,
             json!({"data": {"type": "team", "attributes": {"name": "A"}}, "n": 1, "dollar": "$x"})
         );
+    }
+
+    #[test]
+    fn a_nested_object_with_every_expression_absent_is_left_out() {
+        let toml: toml::Value = toml::from_str(
+            "name = \"$.input.name\"\nparent = { id = \"$.input.parent_id\", type = \"team_reference\" }\nkind = { type = \"team\" }\nrefs = [{ id = \"$.input.parent_id\", type = \"t\" }, \"$.input.name\"]",
+        )
+        .unwrap();
+        let t = ValueTemplate::compile(&toml).unwrap();
+        assert_eq!(
+            t.render(&json!({"input": {"name": "A"}})).unwrap().unwrap(),
+            json!({"name": "A", "kind": {"type": "team"}, "refs": ["A"]}),
+            "no parent: no `parent` object; a constant object is kept"
+        );
+        assert_eq!(
+            t.render(&json!({"input": {"name": "A", "parent_id": "P"}}))
+                .unwrap()
+                .unwrap(),
+            json!({"name": "A", "parent": {"id": "P", "type": "team_reference"}, "kind": {"type": "team"}, "refs": [{"id": "P", "type": "t"}, "A"]})
+        );
+        // `null` is sent only when asked for.
+        let null: toml::Value =
+            toml::from_str("parent_id = \"$.input.parent_id | default(null)\"").unwrap();
+        let t = ValueTemplate::compile(&null).unwrap();
+        assert_eq!(
+            t.render(&json!({"input": {}})).unwrap().unwrap(),
+            json!({"parent_id": null})
+        );
+        // The body itself stays, empty, when nothing in it is present.
+        let only: toml::Value = toml::from_str("name = \"$.input.name\"").unwrap();
+        let t = ValueTemplate::compile(&only).unwrap();
+        assert_eq!(t.render(&json!({"input": {}})).unwrap().unwrap(), json!({}));
     }
 }
