@@ -561,9 +561,25 @@ fn field(
                             ),
                         );
                     }
-                    match serde_json::to_value(vendor) {
-                        Ok(v) => pairs.push((canonical.clone(), v)),
-                        Err(e) => cx.error(at, format!("`{name}`: {e}")),
+                    // Several vendor roles may read as one canonical role: the first is what
+                    // writes send, all are recognised on reads.
+                    let listed = match vendor {
+                        toml::Value::Array(many) if many.is_empty() => {
+                            cx.error(at, format!("`{name}`: `{canonical}` lists no vendor role"));
+                            Vec::new()
+                        }
+                        toml::Value::Array(many) => many.clone(),
+                        one => vec![one.clone()],
+                    };
+                    for one in listed {
+                        match serde_json::to_value(&one) {
+                            Ok(v) if pairs.iter().any(|(_, seen)| *seen == v) => cx.error(
+                                at,
+                                format!("`{name}`: the vendor role {v} is listed twice"),
+                            ),
+                            Ok(v) => pairs.push((canonical.clone(), v)),
+                            Err(e) => cx.error(at, format!("`{name}`: {e}")),
+                        }
                     }
                 }
                 kind = Kind::Role(pairs);
@@ -968,6 +984,45 @@ path = "/teams/{path.id}"
         assert_eq!(errors[0].0, 6);
         assert!(errors[0].1.contains("not a JSONPath"));
         assert_eq!(errors[1].0, 9);
+    }
+
+    #[test]
+    fn a_canonical_role_may_stand_for_several_vendor_roles() {
+        let with_roles = |values: &str| {
+            format!(
+                "{MINIMAL}[member]\nuser_id = \"$.id\"\nrole = {{ path = \"$.role\", values = {values} }}\n"
+            )
+        };
+        let mapping = compile(
+            Path::new("t.toml"),
+            &with_roles("{ admin = \"manager\", member = [\"responder\", \"observer\"] }"),
+        )
+        .unwrap();
+        let members = &mapping.member;
+        assert_eq!(
+            members.vendor_role("member"),
+            Some(serde_json::json!("responder"))
+        );
+        for (vendor, canonical) in [
+            ("manager", "admin"),
+            ("responder", "member"),
+            ("observer", "member"),
+        ] {
+            let read = members.read(
+                serde_json::json!({"id": "u", "role": vendor}),
+                &["role"],
+                None,
+                false,
+            );
+            assert_eq!(read["role"], canonical, "{vendor}");
+        }
+        for bad in [
+            "{ admin = \"manager\", member = [] }",
+            "{ admin = \"manager\", member = [\"responder\", \"manager\"] }",
+        ] {
+            let errors = check(&with_roles(bad));
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        }
     }
 
     #[test]
