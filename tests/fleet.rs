@@ -152,21 +152,11 @@ async fn replica_of(kind: &str, sim_url: &str, top: &str, backend_extra: &str) -
     let config = format!(
         "listen = \"127.0.0.1:0\"\ndefault_backend = \"g\"\n{top}\n[backends.g]\nmapping = \"mappings/{kind}.toml\"\nbase_url = \"{sim_url}\"\ncredential_env = \"{CREDENTIAL_ENV}\"\ntimeout_ms = 5000\n{backend_extra}\n"
     );
-    let checked =
-        teamgate::config::check_source(&repo_root().join("test-config.toml"), &config, &[])
-            .unwrap_or_else(|e| panic!("config does not check: {e:?}"));
-    let app = teamgate::App::build(checked).await.expect("app builds");
-    let metrics = app.metrics.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let proxy = support::serve_config(&config).await;
     Replica {
-        base,
-        metrics,
-        _stop: stop,
+        base: proxy.base,
+        metrics: proxy.metrics,
+        _stop: proxy.stop,
     }
 }
 

@@ -175,19 +175,7 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
 fn people(cx: &mut Ctx, spanned: &Spanned<file::PeopleFile>) -> Option<PeopleLookup> {
     let raw = spanned.get_ref();
     let at = spanned.span().start;
-    let mut steps = Vec::new();
-    let mut names = HashSet::new();
-    for (i, s) in raw.steps.iter().enumerate() {
-        if let Some(step) = step(cx, i, s) {
-            if !names.insert(step.name.clone()) {
-                cx.error(
-                    s.span().start,
-                    format!("[people]: two steps are named `{}`", step.name),
-                );
-            }
-            steps.push(step);
-        }
-    }
+    let steps = steps_of(cx, &raw.steps, "[people]");
     if raw.steps.is_empty() {
         cx.error(at, "[people] has no steps");
     }
@@ -685,19 +673,7 @@ fn operation(
     let raw = spanned.get_ref();
     let at = spanned.span().start;
     let name = op.name();
-    let mut steps = Vec::new();
-    let mut names = HashSet::new();
-    for (i, s) in raw.steps.iter().enumerate() {
-        if let Some(step) = step(cx, i, s) {
-            if !names.insert(step.name.clone()) {
-                cx.error(
-                    s.span().start,
-                    format!("[operations.{name}]: two steps are named `{}`", step.name),
-                );
-            }
-            steps.push(step);
-        }
-    }
+    let steps = steps_of(cx, &raw.steps, &format!("[operations.{name}]"));
     let read = raw.read.as_ref().and_then(|r| cx.operation(r));
     if read.is_some() && op != Operation::UpdateTeam {
         cx.error(
@@ -830,6 +806,24 @@ fn operation(
         );
     }
     Some(plan)
+}
+
+/// The steps of an operation or a lookup (`table` names it in errors), each name used once.
+fn steps_of(cx: &mut Ctx, raw: &[Spanned<file::StepFile>], table: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut names = HashSet::new();
+    for (i, s) in raw.iter().enumerate() {
+        if let Some(step) = step(cx, i, s) {
+            if !names.insert(step.name.clone()) {
+                cx.error(
+                    s.span().start,
+                    format!("{table}: two steps are named `{}`", step.name),
+                );
+            }
+            steps.push(step);
+        }
+    }
+    steps
 }
 
 fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option<Step> {

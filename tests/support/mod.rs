@@ -105,8 +105,27 @@ pub async fn start_configured(backends: &[(&str, &str, &str, &str)], top: &str) 
         ));
         sims.insert(name.to_string(), handle);
     }
+    let proxy = serve_config(&config).await;
+    Harness {
+        base: proxy.base,
+        sims,
+        metrics: proxy.metrics,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        _stop: proxy.stop,
+    }
+}
+
+/// A proxy serving in process on a free loopback port; it stops when `stop` is dropped.
+pub struct Served {
+    pub base: String,
+    pub metrics: Arc<Metrics>,
+    pub stop: oneshot::Sender<()>,
+}
+
+/// Checks `config` (TOML text, paths relative to the repository) and serves it.
+pub async fn serve_config(config: &str) -> Served {
     let checked =
-        teamgate::config::check_source(&repo_root().join("test-config.toml"), &config, &[])
+        teamgate::config::check_source(&repo_root().join("test-config.toml"), config, &[])
             .unwrap_or_else(|e| panic!("config does not check: {e:?}"));
     let app = teamgate::App::build(checked).await.expect("app builds");
     let metrics = app.metrics.clone();
@@ -116,12 +135,10 @@ pub async fn start_configured(backends: &[(&str, &str, &str, &str)], top: &str) 
     tokio::spawn(app.serve(listener, async {
         let _ = stopped.await;
     }));
-    Harness {
+    Served {
         base,
-        sims,
         metrics,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        _stop: stop,
+        stop,
     }
 }
 
