@@ -343,24 +343,9 @@ async fn the_replicas_together_stay_within_the_vendor_budget() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     sim.clear_log();
 
-    // Count at the simulator every 25 ms while 3 x 16 clients read past the cache for 3 s.
+    // 3 x 16 clients read past the cache for 3 s; the simulator stamps each call's arrival.
     let started = Instant::now();
     let run = Duration::from_secs(3);
-    let sampler = {
-        let sim_counts = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let counts = sim_counts.clone();
-        let log = sim.clone();
-        let task = tokio::spawn(async move {
-            while started.elapsed() < run + Duration::from_millis(1500) {
-                counts
-                    .lock()
-                    .unwrap()
-                    .push((started.elapsed(), log.request_count()));
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        });
-        (task, sim_counts)
-    };
     let replicas = Arc::new(replicas);
     let mut clients = Vec::new();
     for i in 0..48 {
@@ -400,22 +385,26 @@ async fn the_replicas_together_stay_within_the_vendor_budget() {
         ok += o;
         limited += l;
     }
-    sampler.0.await.unwrap();
-    let samples = sampler.1.lock().unwrap().clone();
-    let total = samples.last().unwrap().1;
-    // Any window of one second (as sampled) holds at most the budget.
+    // Every client has its answer, so every admitted call has reached the simulator.
+    let arrivals: Vec<_> = sim.requests().iter().map(|r| r.received).collect();
+    let total = arrivals.len();
+    // The budget bounds when calls leave a replica; the vendor sees them after a transit whose
+    // spread on a busy 2-core machine is tens of milliseconds. A window of one second less
+    // that allowance must hold at most the budget (one budget per replica would put ~3x in it).
+    const TRANSIT_SPREAD: Duration = Duration::from_millis(100);
+    let window = Duration::from_secs(1) - TRANSIT_SPREAD;
     let mut worst = 0;
-    for (i, (t0, n0)) in samples.iter().enumerate() {
-        for (t1, n1) in &samples[i..] {
-            if *t1 - *t0 <= Duration::from_secs(1) {
-                worst = worst.max(n1 - n0);
-            }
-        }
+    for (i, t0) in arrivals.iter().enumerate() {
+        let inside = arrivals[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*t0) < window)
+            .count();
+        worst = worst.max(inside);
     }
-    eprintln!("budget {PER_SECOND}/s: {total} vendor calls, worst 1 s window {worst}, {ok} answered, {limited} refused");
+    eprintln!("budget {PER_SECOND}/s: {total} vendor calls, worst {window:?} window {worst}, {ok} answered, {limited} refused");
     assert!(
         worst <= PER_SECOND,
-        "{worst} vendor calls within one second"
+        "{worst} vendor calls within {window:?}"
     );
     // The whole run (3 s of load, then at most the 2 s deadline): within the budget...
     assert!(total <= PER_SECOND * 6, "{total} vendor calls");

@@ -226,6 +226,9 @@ pub struct LoggedRequest {
     pub query: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When the simulator received it (after the body was read), for tests that measure
+    /// rates at the vendor.
+    pub received: std::time::Instant,
 }
 
 impl LoggedRequest {
@@ -585,6 +588,7 @@ fn log_request(shared: &Shared, req: &SimRequest) {
             })
             .collect(),
         body: String::from_utf8_lossy(&req.body).into_owned(),
+        received: std::time::Instant::now(),
     };
     let mut log = shared.log.lock().expect("log lock");
     if log.len() >= LOG_CAPACITY {
