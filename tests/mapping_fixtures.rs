@@ -25,6 +25,10 @@ const CREDENTIAL: &str = "fixture-credential";
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fixture {
+    /// Text replacements in the shipped mapping for this fixture only (`[from, to]`, each
+    /// `from` must occur): a variant of a construct without a mapping file of its own.
+    #[serde(default)]
+    mapping_edits: Vec<[String; 2]>,
     request: FixtureRequest,
     #[serde(default)]
     exchanges: Vec<Exchange>,
@@ -227,6 +231,20 @@ async fn run(mapping: &Arc<Mapping>, file: &Path) -> Vec<String> {
         exchanges: Mutex::new(fixture.exchanges.clone()),
         failures: Mutex::new(Vec::new()),
     });
+    let mut mapping = mapping.clone();
+    if !fixture.mapping_edits.is_empty() {
+        let mut source = std::fs::read_to_string(&mapping.file).unwrap();
+        for [from, to] in &fixture.mapping_edits {
+            if !source.contains(from.as_str()) {
+                return vec![format!("mapping edit: {from:?} is not in the mapping")];
+            }
+            source = source.replace(from.as_str(), to);
+        }
+        match Mapping::parse(&mapping.file, &source) {
+            Ok(edited) => mapping = Arc::new(edited),
+            Err(e) => return vec![format!("the edited mapping does not load: {e:?}")],
+        }
+    }
     let backend = Backend::new(
         "fixture".into(),
         mapping.clone(),

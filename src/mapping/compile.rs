@@ -9,14 +9,14 @@ use toml::Spanned;
 
 use super::errors::{ErrorFormat, ErrorRule, Outcome};
 use super::expr::Expr;
-use super::fields::{Field, FieldMap, Kind, TimeFormat};
+use super::fields::{Field, FieldMap, Kind, TimeFormat, UnknownRole};
 use super::file::{self, FieldFile, MappingFile, StatusFile};
 use super::template::{TextTemplate, ValueTemplate};
 use super::{
     Auth, CheckError, Limits, Mapping, MemberStyle, OperationPlan, Paging, PeopleLookup,
-    RequestOptions, Step, TokenPlan,
+    RequestOptions, Step, StepPages, TokenPlan,
 };
-use crate::canonical::validate::{DESCRIPTION_MAX, NAME_MAX};
+use crate::canonical::validate::{DESCRIPTION_MAX, NAME_MAX, TEAM_WRITABLE};
 use crate::canonical::Operation;
 use crate::error::ErrorCode;
 
@@ -149,6 +149,7 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
         }
     }
     cross_check(&mut cx, &raw, &operations);
+    unwritten_fields(&mut cx, &raw, &team);
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| e.line);
         return Err(cx.errors);
@@ -217,6 +218,7 @@ fn people(cx: &mut Ctx, spanned: &Spanned<file::PeopleFile>) -> Option<PeopleLoo
             team: None,
             items: Some(items?),
             paging: Paging::All,
+            fields: FieldMap::default(),
             errors,
         },
         fields,
@@ -538,7 +540,7 @@ fn field(
             _ => {}
         }
         match (&kind, &t.values) {
-            (Kind::Role(_), Some(values)) => {
+            (Kind::Role { .. }, Some(values)) => {
                 let mut pairs = Vec::new();
                 for (canonical, vendor) in values {
                     if canonical != "admin" && canonical != "member" {
@@ -570,10 +572,31 @@ fn field(
                         }
                     }
                 }
-                kind = Kind::Role(pairs);
+                let unknown = match t.unknown.as_deref() {
+                    None | Some("member") => UnknownRole::As("member".into()),
+                    Some("admin") => UnknownRole::As("admin".into()),
+                    Some("refuse") => UnknownRole::Refuse,
+                    Some(other) => {
+                        cx.error(
+                            at,
+                            format!(
+                                "`{name}`: `unknown` is what a vendor role listed nowhere reads \
+                                 as: `member`, `admin` or `refuse`, not `{other}`"
+                            ),
+                        );
+                        UnknownRole::As("member".into())
+                    }
+                };
+                kind = Kind::Role {
+                    values: pairs,
+                    unknown,
+                };
             }
             (_, Some(_)) => cx.error(at, format!("`{name}`: only `role` takes `values`")),
             _ => {}
+        }
+        if t.unknown.is_some() && !matches!(kind, Kind::Role { .. }) {
+            cx.error(at, format!("`{name}`: only `role` takes `unknown`"));
         }
         if t.count {
             match kind {
@@ -582,7 +605,7 @@ fn field(
             }
         }
     }
-    if let Kind::Role(values) = &kind {
+    if let Kind::Role { values, .. } = &kind {
         if values.is_empty() {
             cx.error(
                 at,
@@ -590,7 +613,10 @@ fn field(
             );
         }
     }
-    Some(Field::new(name, expr, kind))
+    let read_only = table.is_some_and(|t| t.read_only);
+    let mut field = Field::new(name, expr, kind);
+    field.read_only = read_only;
+    Some(field)
 }
 
 fn push(
@@ -607,54 +633,116 @@ fn push(
     }
 }
 
+/// How a canonical team field converts (`None`: not a team field read by a plain field).
+fn team_kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "id" | "parent_id" => Kind::Id,
+        "name" | "description" | "email" => Kind::Text,
+        "member_count" => Kind::Count { count_array: false },
+        "members" => Kind::Members,
+        "created_at" | "updated_at" => Kind::Time(TimeFormat::Rfc3339),
+        _ => return None,
+    })
+}
+
+/// The `[team]` keys, in canonical order, with what each declares.
+fn team_declared(raw: &file::TeamFile) -> [(&'static str, Option<&Spanned<FieldFile>>); 9] {
+    [
+        ("id", Some(&raw.id)),
+        ("name", Some(&raw.name)),
+        ("description", raw.description.as_ref()),
+        ("email", raw.email.as_ref()),
+        ("parent_id", raw.parent_id.as_ref()),
+        ("member_count", raw.member_count.as_ref()),
+        ("members", raw.members.as_ref()),
+        ("created_at", raw.created_at.as_ref()),
+        ("updated_at", raw.updated_at.as_ref()),
+    ]
+}
+
 fn team_map(cx: &mut Ctx, raw: &file::TeamFile) -> FieldMap {
     let mut map = FieldMap::default();
-    if let Some(f) = field(cx, "id", &raw.id, Kind::Id) {
-        map.fields.push(f);
+    for (name, spanned) in team_declared(raw) {
+        let Some(spanned) = spanned else { continue };
+        let kind = team_kind(name).expect("every [team] key is a team field");
+        if let Some(f) = field(cx, name, spanned, kind) {
+            if f.read_only && (!TEAM_WRITABLE.contains(&name) || name == "name") {
+                cx.error(
+                    spanned.span().start,
+                    format!(
+                        "`{name}`: only the optional writable fields (description, email, \
+                         parent_id, members) can be `read_only`; `{name}` is {}",
+                        if name == "name" {
+                            "always written"
+                        } else {
+                            "never written"
+                        }
+                    ),
+                );
+            }
+            map.fields.push(f);
+        }
     }
-    if let Some(f) = field(cx, "name", &raw.name, Kind::Text) {
-        map.fields.push(f);
-    }
-    push(cx, &mut map, "description", &raw.description, Kind::Text);
-    push(cx, &mut map, "email", &raw.email, Kind::Text);
-    push(cx, &mut map, "parent_id", &raw.parent_id, Kind::Id);
-    push(
-        cx,
-        &mut map,
-        "member_count",
-        &raw.member_count,
-        Kind::Count { count_array: false },
-    );
-    push(cx, &mut map, "members", &raw.members, Kind::Members);
-    push(
-        cx,
-        &mut map,
-        "created_at",
-        &raw.created_at,
-        Kind::Time(TimeFormat::Rfc3339),
-    );
-    push(
-        cx,
-        &mut map,
-        "updated_at",
-        &raw.updated_at,
-        Kind::Time(TimeFormat::Rfc3339),
-    );
     map
 }
 
+/// `read_only` is for team fields only.
+fn no_read_only(cx: &mut Ctx, table: &str, fields: &[(&str, Option<&Spanned<FieldFile>>)]) {
+    for (name, spanned) in fields {
+        if let Some(spanned) = spanned {
+            if let FieldFile::Full(t) = spanned.get_ref() {
+                if t.read_only {
+                    cx.error(
+                        spanned.span().start,
+                        format!("[{table}] `{name}`: only [team] fields can be `read_only`"),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn member_map(cx: &mut Ctx, raw: &file::MemberFile) -> FieldMap {
+    no_read_only(
+        cx,
+        "member",
+        &[
+            ("user_id", Some(&raw.user_id)),
+            ("email", raw.email.as_ref()),
+            ("username", raw.username.as_ref()),
+            ("role", raw.role.as_ref()),
+        ],
+    );
     let mut map = FieldMap::default();
     if let Some(f) = field(cx, "user_id", &raw.user_id, Kind::Id) {
         map.fields.push(f);
     }
     push(cx, &mut map, "email", &raw.email, Kind::Text);
     push(cx, &mut map, "username", &raw.username, Kind::Text);
-    push(cx, &mut map, "role", &raw.role, Kind::Role(Vec::new()));
+    push(
+        cx,
+        &mut map,
+        "role",
+        &raw.role,
+        Kind::Role {
+            values: Vec::new(),
+            unknown: UnknownRole::As("member".into()),
+        },
+    );
     map
 }
 
 fn user_map(cx: &mut Ctx, raw: &file::UserFile) -> FieldMap {
+    no_read_only(
+        cx,
+        "user",
+        &[
+            ("id", Some(&raw.id)),
+            ("email", raw.email.as_ref()),
+            ("username", raw.username.as_ref()),
+            ("name", raw.name.as_ref()),
+        ],
+    );
     let mut map = FieldMap::default();
     if let Some(f) = field(cx, "id", &raw.id, Kind::Id) {
         map.fields.push(f);
@@ -764,6 +852,7 @@ fn operation(
         .iter()
         .filter_map(|r| rule(cx, r, Some(op)))
         .collect();
+    let fields = context_fields(cx, op, raw, &steps);
     let plan = OperationPlan {
         op,
         read,
@@ -775,6 +864,7 @@ fn operation(
         team: cx.opt_expr(&raw.team),
         items: cx.opt_expr(&raw.items),
         paging,
+        fields,
         errors,
     };
     // What each operation must produce (judged on what was written, so that one bad
@@ -806,6 +896,75 @@ fn operation(
         );
     }
     Some(plan)
+}
+
+/// An operation's `fields`: team fields read from its context, each expression reading only
+/// steps that the operation has.
+fn context_fields(
+    cx: &mut Ctx,
+    op: Operation,
+    raw: &file::OperationFile,
+    steps: &[Step],
+) -> FieldMap {
+    let mut map = FieldMap::default();
+    if raw.fields.is_empty() {
+        return map;
+    }
+    let name = op.name();
+    if !matches!(
+        op,
+        Operation::GetTeam | Operation::CreateTeam | Operation::UpdateTeam
+    ) {
+        let at = raw.fields.values().next().map_or(0, |f| f.span().start);
+        cx.error(
+            at,
+            format!(
+                "[operations.{name}]: `fields` is for operations that answer a team \
+                 (get_team, create_team, update_team)"
+            ),
+        );
+        return map;
+    }
+    let step_names = Regex::new(r"\$\.steps\.([A-Za-z0-9_-]+)").expect("a valid regex");
+    for (key, spanned) in &raw.fields {
+        let at = spanned.span().start;
+        let field_name = engine_team_field(key).filter(|k| !matches!(*k, "id" | "members"));
+        let (Some(field_name), Some(kind)) = (field_name, team_kind(key)) else {
+            cx.error(
+                at,
+                format!(
+                    "[operations.{name}.fields]: `{key}` is not a team field read from steps \
+                     (name, description, email, parent_id, member_count, created_at, updated_at)"
+                ),
+            );
+            continue;
+        };
+        let Some(field) = field(cx, field_name, spanned, kind) else {
+            continue;
+        };
+        for used in step_names.captures_iter(field.path.source()) {
+            let step = &used[1];
+            if !steps.iter().any(|s| s.name == step) {
+                cx.error(
+                    at,
+                    format!(
+                        "[operations.{name}.fields] `{key}` reads step `{step}`, which \
+                         [operations.{name}] does not have"
+                    ),
+                );
+            }
+        }
+        map.fields.push(field);
+    }
+    map
+}
+
+/// The canonical (static) name of a team field.
+fn engine_team_field(key: &str) -> Option<&'static str> {
+    super::engine::TEAM_FIELDS
+        .iter()
+        .copied()
+        .find(|f| *f == key)
 }
 
 /// The steps of an operation or a lookup (`table` names it in errors), each name used once.
@@ -875,11 +1034,13 @@ fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option
             }
         });
     let require = raw.require.iter().filter_map(|r| cx.expr(r)).collect();
+    let name = raw
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("step{}", index + 1));
+    let pages = raw.pages.as_ref().and_then(|p| step_pages(cx, &name, p));
     let step = Step {
-        name: raw
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("step{}", index + 1)),
+        name,
         method: method?,
         path: path?,
         query,
@@ -889,8 +1050,148 @@ fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option
         unless: cx.opt_expr(&raw.unless),
         require,
         visible_team: cx.opt_expr(&raw.visible_team),
+        pages,
     };
     Some(step)
+}
+
+/// A step's `pages`: a page size, a plain path to the items in this step's answer, how to
+/// tell the last page, and the declared maximum.
+fn step_pages(
+    cx: &mut Ctx,
+    step: &str,
+    spanned: &Spanned<file::StepPagesFile>,
+) -> Option<StepPages> {
+    let raw = spanned.get_ref();
+    let at = spanned.span().start;
+    let positive =
+        |cx: &mut Ctx, value: &Spanned<i64>, key: &str| match usize::try_from(*value.get_ref()) {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                cx.error(
+                    value.span().start,
+                    format!(
+                        "step `{step}`: `pages.{key}` must be a positive integer (`{key} = 100`)"
+                    ),
+                );
+                None
+            }
+        };
+    let size = positive(cx, &raw.size, "size");
+    let max_items = positive(cx, &raw.max_items, "max_items");
+    let items_at = raw.items.span().start;
+    let items = cx.expr(&raw.items).and_then(|e| {
+        let names = e.plain_path().map(<[String]>::to_vec);
+        let inside = names
+            .as_deref()
+            .is_some_and(|n| n.len() >= 3 && n[0] == "steps" && n[1] == step && n[2] == "body");
+        if !inside {
+            cx.error(
+                items_at,
+                format!(
+                    "step `{step}`: `pages.items` must be a plain path to the array in this \
+                     step's answer, like `$.steps.{step}.body.items` (no `[*]`, no pipes)"
+                ),
+            );
+        }
+        names.filter(|_| inside)
+    });
+    let has_more = cx.opt_expr(&raw.has_more);
+    let total = cx.opt_expr(&raw.total);
+    if let (Some(size), Some(max)) = (size, max_items) {
+        if max < size {
+            cx.error(
+                at,
+                format!("step `{step}`: `pages.max_items` ({max}) is less than one page ({size})"),
+            );
+        }
+    }
+    Some(StepPages {
+        size: size?,
+        items: items?,
+        has_more,
+        total,
+        max_items: max_items?,
+    })
+}
+
+/// A writable team field the mapping declares must be written by every team write it
+/// declares (create_team: `$.input.<field>`; update_team: `$.input` or `$.merged`), or be
+/// marked `read_only`: otherwise a caller's value would be dropped with a 2xx.
+fn unwritten_fields(cx: &mut Ctx, raw: &MappingFile, team: &FieldMap) {
+    let reads =
+        Regex::new(r"(?:\$\.|\{)(input|merged)(?:\.([A-Za-z0-9_]+))?").expect("a valid regex");
+    for (op_name, roots) in [
+        ("create_team", &["input"][..]),
+        ("update_team", &["input", "merged"][..]),
+    ] {
+        let Some(spanned) = raw.operations.get(op_name) else {
+            continue;
+        };
+        // Every template of every step, as text: what the steps can send.
+        let mut text = String::new();
+        for step in &spanned.get_ref().steps {
+            let step = step.get_ref();
+            text.push_str(step.path.get_ref());
+            for value in step.query.values().chain(step.headers.values()) {
+                text.push(' ');
+                text.push_str(value.get_ref());
+            }
+            if let Some(body) = &step.body {
+                text.push_str(&format!(" {:?}", body.get_ref()));
+            }
+        }
+        let mut written: HashSet<&str> = HashSet::new();
+        let mut everything = false;
+        for used in reads.captures_iter(&text) {
+            if !roots.contains(&&used[1]) {
+                continue;
+            }
+            match used.get(2) {
+                Some(member) => {
+                    written.insert(match member.as_str() {
+                        "member_ids" => "members",
+                        other => other,
+                    });
+                }
+                None => everything = true,
+            }
+        }
+        if everything {
+            continue;
+        }
+        for field in &team.fields {
+            if field.read_only
+                || !TEAM_WRITABLE.contains(&field.name)
+                || written.contains(field.name)
+            {
+                continue;
+            }
+            let at = team_declared(raw.team.get_ref())
+                .into_iter()
+                .find(|(name, _)| *name == field.name)
+                .and_then(|(_, s)| s)
+                .map_or(raw.team.span().start, |s| s.span().start);
+            let fix = if field.name == "name" {
+                "every team has a name".to_string()
+            } else {
+                format!(
+                    "or declare it `{name} = {{ path = \"...\", read_only = true }}` to answer \
+                     400 when it is written",
+                    name = field.name
+                )
+            };
+            cx.error(
+                at,
+                format!(
+                    "[team] `{name}` is declared but no step of [operations.{op_name}] writes it \
+                     (a caller's `{name}` would be dropped): send `$.{root}.{name}` in a step; {fix}",
+                    name = field.name,
+                    root = roots[roots.len() - 1],
+                ),
+            );
+        }
+    }
 }
 
 /// References between operations must land on operations the file declares.

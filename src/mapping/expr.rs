@@ -130,6 +130,14 @@ impl Expr {
         &self.root
     }
 
+    /// The member names of a plain path without wildcard or pipes (`$.a.b` → `a`, `b`).
+    pub fn plain_path(&self) -> Option<&[String]> {
+        match (&self.plain, self.plain_wildcard, self.pipes.is_empty()) {
+            (Some(names), false, true) => Some(names),
+            _ => None,
+        }
+    }
+
     /// Every node the path selects, without pipes (for lists of items).
     pub fn select<'a>(&self, ctx: &'a Value) -> Vec<&'a Value> {
         if let Some(names) = &self.plain {

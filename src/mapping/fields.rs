@@ -24,10 +24,25 @@ pub enum Kind {
     Count { count_array: bool },
     /// A timestamp, normalized to RFC 3339 UTC.
     Time(TimeFormat),
-    /// A role: canonical value ↔ vendor value.
-    Role(Vec<(String, Value)>),
+    /// A role: canonical value ↔ vendor values (the first of a canonical role is what writes
+    /// send), and what a vendor role listed nowhere reads as.
+    Role {
+        values: Vec<(String, Value)>,
+        unknown: UnknownRole,
+    },
     /// The inline member list of a team, each element read with the member map.
     Members,
+}
+
+/// What a vendor role that the role map does not list reads as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownRole {
+    /// This canonical role (`member` unless the mapping says otherwise); the vendor's own
+    /// value stays under `vendor`.
+    As(String),
+    /// The answer is an upstream error that names the role: for mappings that would rather
+    /// fail than show a permission they cannot name.
+    Refuse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +56,8 @@ pub struct Field {
     pub name: &'static str,
     pub path: Expr,
     pub kind: Kind,
+    /// Shown but never written by this backend: writing it is refused (`read_only = true`).
+    pub read_only: bool,
     /// The member names of a plain path, for removing it from the `vendor` leftovers.
     plain: Option<Vec<String>>,
 }
@@ -52,7 +69,16 @@ impl Field {
             name,
             path,
             kind,
+            read_only: false,
             plain,
+        }
+    }
+
+    /// The canonical value of this field in `source` (`null` when absent or unconvertible).
+    pub fn read_value(&self, source: &Value) -> Value {
+        match self.path.eval(source).ok().flatten() {
+            Some(raw) => convert(&self.kind, &raw).unwrap_or(Value::Null),
+            None => Value::Null,
         }
     }
 }
@@ -109,6 +135,30 @@ impl FieldMap {
                     )),
                     _ => None,
                 },
+                (Kind::Role { values, unknown }, Some(raw)) => {
+                    match convert(&field.kind, &raw) {
+                        // A canonical role that stands for several vendor roles does not say
+                        // which: the vendor's own stays under `vendor`.
+                        Some(role)
+                            if values.iter().filter(|(c, _)| role == c.as_str()).count() > 1 =>
+                        {
+                            out.insert((*name).to_string(), role);
+                            continue;
+                        }
+                        Some(role) => Some(role),
+                        // Not consumed: the vendor's own role stays visible under `vendor`.
+                        None => {
+                            let fallback = match unknown {
+                                UnknownRole::As(role) if !values.is_empty() => {
+                                    Value::String(role.clone())
+                                }
+                                _ => Value::Null,
+                            };
+                            out.insert((*name).to_string(), fallback);
+                            continue;
+                        }
+                    }
+                }
                 (kind, Some(raw)) => convert(kind, &raw),
             };
             match converted {
@@ -142,13 +192,38 @@ impl FieldMap {
 
     /// The vendor value of a canonical role, if the map declares roles.
     pub fn vendor_role(&self, canonical: &str) -> Option<Value> {
-        match &self.get("role")?.kind {
-            Kind::Role(values) => values
+        self.vendor_roles(canonical).first().cloned()
+    }
+
+    /// Every vendor value that reads as this canonical role (the first is what writes send).
+    pub fn vendor_roles(&self, canonical: &str) -> Vec<Value> {
+        match self.get("role").map(|f| &f.kind) {
+            Some(Kind::Role { values, .. }) => values
                 .iter()
-                .find(|(c, _)| c == canonical)
-                .map(|(_, v)| v.clone()),
-            _ => None,
+                .filter(|(c, _)| c == canonical)
+                .map(|(_, v)| v.clone())
+                .collect(),
+            _ => Vec::new(),
         }
+    }
+
+    /// With `unknown = "refuse"`: the vendor role of `object` that the role map does not list.
+    pub fn refused_role(&self, object: &Value) -> Option<Value> {
+        let field = self.get("role")?;
+        let Kind::Role {
+            unknown: UnknownRole::Refuse,
+            ..
+        } = &field.kind
+        else {
+            return None;
+        };
+        let raw = field.path.eval(object).ok().flatten()?;
+        convert(&field.kind, &raw).is_none().then_some(raw)
+    }
+
+    /// Whether the backend holds this field and accepts writes of it.
+    pub fn writable(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|f| !f.read_only)
     }
 }
 
@@ -172,7 +247,7 @@ fn convert(kind: &Kind, raw: &Value) -> Option<Value> {
         Kind::Count { count_array: true } => raw.as_array().map(|a| Value::from(a.len())),
         Kind::Count { count_array: false } => raw.as_u64().map(Value::from),
         Kind::Time(format) => time_to_rfc3339(raw, *format).map(Value::String),
-        Kind::Role(values) => values
+        Kind::Role { values, .. } => values
             .iter()
             .find(|(_, vendor)| loose_eq(vendor, raw))
             .map(|(canonical, _)| Value::String(canonical.clone())),
@@ -281,10 +356,10 @@ mod tests {
             fields: vec![field(
                 "role",
                 "$.permission",
-                Kind::Role(vec![
-                    ("admin".into(), json!(4)),
-                    ("member".into(), json!(0)),
-                ]),
+                Kind::Role {
+                    values: vec![("admin".into(), json!(4)), ("member".into(), json!(0))],
+                    unknown: UnknownRole::As("member".into()),
+                },
             )],
         };
         assert_eq!(

@@ -233,6 +233,13 @@ pub struct FieldTable {
     /// Count the elements of the array at `path`.
     #[serde(default)]
     pub count: bool,
+    /// Role fields: what a vendor role listed nowhere in `values` reads as: `"member"`
+    /// (default), `"admin"`, or `"refuse"` (the answer is an upstream error naming the role).
+    pub unknown: Option<String>,
+    /// Team fields: the backend shows it but no create or update writes it; writing it
+    /// answers 400.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,6 +326,10 @@ pub struct OperationFile {
     /// With `pages`: the total number of items, or whether another page exists.
     pub total: Option<Spanned<String>>,
     pub has_more: Option<Spanned<String>>,
+    /// Team fields read from the operation's context rather than the team object (for
+    /// example `member_count` from a members step): canonical field → expression.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Spanned<FieldFile>>,
     #[serde(default)]
     pub errors: Vec<Spanned<ErrorRuleFile>>,
 }
@@ -343,4 +354,24 @@ pub struct StepFile {
     pub require: Vec<Spanned<String>>,
     /// After the step, the team object here must exist and not be hidden, else `not_found`.
     pub visible_team: Option<Spanned<String>>,
+    /// Call the step once per page until the list is whole (an inner list: a team's members).
+    pub pages: Option<Spanned<StepPagesFile>>,
+}
+
+/// `pages = { size = 100, items = "$.steps.members.body.members", has_more = "...",
+/// max_items = 10000 }` on a step: the step is sent with `$.page.number|size|offset` for page
+/// after page, and its answer holds every page's items at `items`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepPagesFile {
+    /// Items asked for per call (the vendor's maximum page size is the usual choice).
+    pub size: Spanned<i64>,
+    /// Where a page's items are: a plain path to an array in this step's answer.
+    pub items: Spanned<String>,
+    /// Whether another page exists; or `total`, the number of items; with neither, a page
+    /// shorter than `size` is the last.
+    pub has_more: Option<Spanned<String>>,
+    pub total: Option<Spanned<String>>,
+    /// More items than this is an error (never a silent cut).
+    pub max_items: Spanned<i64>,
 }

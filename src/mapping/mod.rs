@@ -93,9 +93,15 @@ impl Mapping {
         self.operations.get(&op)
     }
 
-    /// The canonical team fields this backend holds.
+    /// The canonical team fields this backend holds: those of `[team]`, and those a
+    /// `get_team` reads from its other steps (`fields`), in canonical order.
     pub fn team_fields(&self) -> Vec<&'static str> {
-        self.team.fields.iter().map(|f| f.name).collect()
+        let from_steps = self.plan(Operation::GetTeam).map(|p| &p.fields);
+        engine::TEAM_FIELDS
+            .iter()
+            .copied()
+            .filter(|name| self.team.has(name) || from_steps.is_some_and(|f| f.has(name)))
+            .collect()
     }
 }
 
@@ -177,6 +183,9 @@ pub struct OperationPlan {
     pub team: Option<Expr>,
     pub items: Option<Expr>,
     pub paging: Paging,
+    /// Team fields read from this operation's context (its steps' answers), over those of
+    /// the team object.
+    pub fields: FieldMap,
     pub errors: Vec<ErrorRule>,
 }
 
@@ -207,4 +216,20 @@ pub struct Step {
     pub unless: Option<Expr>,
     pub require: Vec<Expr>,
     pub visible_team: Option<Expr>,
+    /// Sent page after page until the inner list is whole.
+    pub pages: Option<StepPages>,
+}
+
+/// An inner list read whole (`pages` on a step): the step is sent with `$.page.number`,
+/// `$.page.size` and `$.page.offset` for each page, and its answer in the context holds the
+/// items of every page at `items`.
+#[derive(Debug)]
+pub struct StepPages {
+    pub size: usize,
+    /// The member names of the plain path to the items' array (`steps`, the step, `body` ...).
+    pub items: Vec<String>,
+    pub has_more: Option<Expr>,
+    pub total: Option<Expr>,
+    /// More items than this is an error, never a silent cut.
+    pub max_items: usize,
 }

@@ -118,6 +118,9 @@ impl Backend {
                     if self.is_hidden(&item) {
                         return None;
                     }
+                    if let Err(refused) = self.refuse_unknown_roles(&item) {
+                        return Some(Err(refused));
+                    }
                     let team = self.read_team(item, leftovers);
                     if !(team["id"].is_string() && team["name"].is_string()) {
                         return Some(Err(bad_answer("a listed team has no id or no name")));

@@ -29,19 +29,29 @@ impl Backend {
         ctx["input"]["user_id"] = Value::String(user_id.clone());
         let _guard = self.lock_team(req).await;
         let mut already = false;
+        // A canonical role that stands for several vendor roles (member = responder or
+        // observer): setting it on someone who already holds one of them must not rewrite
+        // their vendor role, so the current list is read first.
+        let requested_role = req.input.get("role").and_then(Value::as_str);
+        let role_is_shared = req.op == Operation::UpdateMember
+            && requested_role.is_some_and(|r| self.mapping.member.vendor_roles(r).len() > 1);
         let current = match plan.style {
-            MemberStyle::Direct => None,
-            MemberStyle::Checked | MemberStyle::MemberSet => {
-                Some(self.current_members(ctx, caller).await?)
-            }
+            MemberStyle::Direct if !role_is_shared => None,
+            _ => Some(self.current_members(ctx, caller).await?),
         };
-        let present = current
+        let found = current
             .as_ref()
-            .map(|members| members.iter().any(|m| m["user_id"] == user_id.as_str()));
+            .map(|members| members.iter().find(|m| m["user_id"] == user_id.as_str()));
+        let present = found.map(|m| m.is_some());
         if req.op == Operation::UpdateMember && present == Some(false) {
             return Err(not_a_member(&user_id, req));
         }
-        if req.op == Operation::AddMember && present == Some(true) {
+        let holds_role = found
+            .flatten()
+            .is_some_and(|m| requested_role.is_some_and(|r| m["role"] == r));
+        if (req.op == Operation::AddMember && present == Some(true))
+            || (req.op == Operation::UpdateMember && holds_role)
+        {
             already = true;
         } else {
             if let (MemberStyle::MemberSet, Some(members)) = (plan.style, &current) {
@@ -184,11 +194,14 @@ impl Backend {
         self.items(plan, ctx)
             .into_iter()
             .map(|item| {
-                self.mapping
+                self.refuse_unknown_role(&item)?;
+                Ok(self
+                    .mapping
                     .member
-                    .read(item, MEMBER_FIELDS, None, leftovers)
+                    .read(item, MEMBER_FIELDS, None, leftovers))
             })
-            .map(|mut m| {
+            .map(|m: Result<Value, Error>| {
+                let mut m = m?;
                 if !m["user_id"].is_string() {
                     return Err(bad_answer("a listed member has no user id"));
                 }

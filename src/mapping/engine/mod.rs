@@ -285,6 +285,13 @@ impl Backend {
                         self.name, self.mapping.vendor
                     )));
                 }
+                if !self.mapping.team.writable(key) {
+                    return Err(Error::invalid(format!(
+                        "field `{key}` is read-only on backend `{}` ({}): it is shown, but \
+                         the vendor's API cannot set it",
+                        self.name, self.mapping.vendor
+                    )));
+                }
             }
             if let Some(name) = req.input.get("name").and_then(Value::as_str) {
                 let length = name.chars().count();

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorCode, Origin, UpstreamDetail};
 use crate::mapping::errors::{classify, Outcome, VendorError};
 use crate::mapping::expr::Expr;
 use crate::mapping::template::{encode_component, Escape, Secrets};
-use crate::mapping::{OperationPlan, Step};
+use crate::mapping::{OperationPlan, Step, StepPages};
 use crate::metrics::UpstreamOutcome;
 use crate::redact::redact;
 use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
@@ -55,44 +55,12 @@ impl Backend {
                     continue;
                 }
             }
-            let answer = self.call_step(step, ctx, caller).await?;
-            let body = parse_body(&answer);
-            let retry_after = answer
-                .headers
-                .get(self.mapping.error_format.retry_after_header.as_str())
-                .and_then(|v| v.to_str().ok());
-            let vendor_error = self.mapping.error_format.detect(
-                answer.status,
-                body.as_ref().and_then(|b| b.as_ref().ok()),
-                retry_after,
-            );
-            match (vendor_error, body) {
-                (Some(err), _) => {
-                    self.metrics
-                        .upstream(&self.name, caller.name(), UpstreamOutcome::VendorError);
-                    match classify(&plan.errors, &self.mapping.error_rules, plan.op, &err) {
-                        Outcome::AlreadyDone => return Ok(Flow::AlreadyDone),
-                        Outcome::Code(code) => {
-                            let err = self.redacted(err);
-                            return Err(vendor_problem(code, err, &step.name));
-                        }
-                    }
-                }
-                (None, Some(Err(()))) => {
-                    self.metrics
-                        .upstream(&self.name, caller.name(), UpstreamOutcome::BadAnswer);
-                    return Err(bad_answer(&format!(
-                        "the answer to step `{}` (HTTP {}) is not valid JSON",
-                        step.name, answer.status
-                    )));
-                }
-                (None, body) => {
-                    self.metrics
-                        .upstream(&self.name, caller.name(), UpstreamOutcome::Ok);
-                    let body = body.and_then(Result::ok).unwrap_or(Value::Null);
-                    ctx["steps"][step.name.as_str()] =
-                        object([("status", Value::from(answer.status)), ("body", body)]);
-                }
+            let flow = match &step.pages {
+                None => self.exchange(plan, step, ctx, caller).await?,
+                Some(pages) => self.exchange_pages(plan, step, pages, ctx, caller).await?,
+            };
+            if let Flow::AlreadyDone = flow {
+                return Ok(Flow::AlreadyDone);
             }
             for required in &step.require {
                 if required.eval(ctx).map_err(convert_problem)?.is_none() {
@@ -115,6 +83,142 @@ impl Backend {
             }
         }
         Ok(Flow::Done)
+    }
+
+    /// Sends one step and reads its answer into `$.steps.<name>`, or turns it into the
+    /// canonical error (or `already_done`) by the mapping's tables.
+    async fn exchange(
+        &self,
+        plan: &OperationPlan,
+        step: &Step,
+        ctx: &mut Ctx,
+        caller: Operation,
+    ) -> Result<Flow, Error> {
+        let answer = self.call_step(step, ctx, caller).await?;
+        let body = parse_body(&answer);
+        let retry_after = answer
+            .headers
+            .get(self.mapping.error_format.retry_after_header.as_str())
+            .and_then(|v| v.to_str().ok());
+        let vendor_error = self.mapping.error_format.detect(
+            answer.status,
+            body.as_ref().and_then(|b| b.as_ref().ok()),
+            retry_after,
+        );
+        match (vendor_error, body) {
+            (Some(err), _) => {
+                self.metrics
+                    .upstream(&self.name, caller.name(), UpstreamOutcome::VendorError);
+                match classify(&plan.errors, &self.mapping.error_rules, plan.op, &err) {
+                    Outcome::AlreadyDone => Ok(Flow::AlreadyDone),
+                    Outcome::Code(code) => {
+                        let err = self.redacted(err);
+                        Err(vendor_problem(code, err, &step.name))
+                    }
+                }
+            }
+            (None, Some(Err(()))) => {
+                self.metrics
+                    .upstream(&self.name, caller.name(), UpstreamOutcome::BadAnswer);
+                Err(bad_answer(&format!(
+                    "the answer to step `{}` (HTTP {}) is not valid JSON",
+                    step.name, answer.status
+                )))
+            }
+            (None, body) => {
+                self.metrics
+                    .upstream(&self.name, caller.name(), UpstreamOutcome::Ok);
+                let body = body.and_then(Result::ok).unwrap_or(Value::Null);
+                ctx["steps"][step.name.as_str()] =
+                    object([("status", Value::from(answer.status)), ("body", body)]);
+                Ok(Flow::Done)
+            }
+        }
+    }
+
+    /// Sends a paged step page after page (`$.page.number|size|offset`) until the vendor
+    /// says the list is whole, and leaves the last answer in the context with every page's
+    /// items at `items`. More than `max_items` is an error: a list is whole or not at all.
+    async fn exchange_pages(
+        &self,
+        plan: &OperationPlan,
+        step: &Step,
+        pages: &StepPages,
+        ctx: &mut Ctx,
+        caller: Operation,
+    ) -> Result<Flow, Error> {
+        // A list operation's own `$.page` is the caller's window: put it back afterwards.
+        let outer_page = ctx.as_object_mut().and_then(|c| c.remove("page"));
+        let result = self.gather_pages(plan, step, pages, ctx, caller).await;
+        if let Some(map) = ctx.as_object_mut() {
+            match outer_page {
+                Some(page) => map.insert("page".into(), page),
+                None => map.remove("page"),
+            };
+        }
+        result
+    }
+
+    async fn gather_pages(
+        &self,
+        plan: &OperationPlan,
+        step: &Step,
+        pages: &StepPages,
+        ctx: &mut Ctx,
+        caller: Operation,
+    ) -> Result<Flow, Error> {
+        let size = pages.size;
+        let mut gathered: Vec<Value> = Vec::new();
+        // Every page but the last is full, so the maximum is reached within this many.
+        let most_pages = pages.max_items.div_ceil(size) + 1;
+        for number in 1..=most_pages {
+            let offset = (number - 1) * size;
+            ctx["page"] = object([
+                ("number", Value::from(number)),
+                ("size", Value::from(size)),
+                ("offset", Value::from(offset)),
+            ]);
+            if let Flow::AlreadyDone = self.exchange(plan, step, ctx, caller).await? {
+                return Ok(Flow::AlreadyDone);
+            }
+            let page = match node_mut(ctx, &pages.items).map(Value::take) {
+                Some(Value::Array(items)) => items,
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => {
+                    return Err(bad_answer(&format!(
+                    "the answer to step `{}` has no list where the mapping's `pages.items` says",
+                    step.name
+                )))
+                }
+            };
+            let count = page.len();
+            gathered.extend(page);
+            let more = match (&pages.has_more, &pages.total) {
+                (Some(h), _) => h
+                    .eval(ctx)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v != Value::Bool(false)),
+                (None, Some(t)) => t
+                    .eval(ctx)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.as_u64())
+                    .is_some_and(|total| (gathered.len() as u64) < total),
+                (None, None) => count == size,
+            };
+            if gathered.len() > pages.max_items {
+                return Err(too_many(step, pages.max_items));
+            }
+            // An empty page ends the list whatever the vendor claims: no endless walk.
+            if !more || count == 0 {
+                if let Some(slot) = node_mut(ctx, &pages.items) {
+                    *slot = Value::Array(gathered);
+                }
+                return Ok(Flow::Done);
+            }
+        }
+        Err(too_many(step, pages.max_items))
     }
 
     /// `base_url` + an already encoded path + the query, each key and value encoded as one
@@ -310,6 +414,28 @@ impl Backend {
             Error::new(code, e.to_string()).from_origin(origin)
         })
     }
+}
+
+/// The value at a plain path, if every member on the way is there.
+fn node_mut<'a>(ctx: &'a mut Value, names: &[String]) -> Option<&'a mut Value> {
+    let mut node = ctx;
+    for name in names {
+        node = node.get_mut(name)?;
+    }
+    Some(node)
+}
+
+/// A list longer than the mapping reads whole: refused, never cut.
+fn too_many(step: &Step, max: usize) -> Error {
+    Error::new(
+        ErrorCode::UpstreamError,
+        format!(
+            "the list of step `{}` has more than {max} items, the most this backend's mapping \
+             reads (`pages.max_items`); nothing was cut or changed",
+            step.name
+        ),
+    )
+    .from_origin(Origin::Teamgate)
 }
 
 pub(super) fn parse_body(answer: &UpstreamResponse) -> Option<Result<Value, ()>> {

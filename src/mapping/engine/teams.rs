@@ -113,7 +113,12 @@ impl Backend {
             return Err(Error::not_found("the team does not exist (it was deleted)")
                 .from_origin(Origin::Vendor));
         }
-        let team = self.read_team(object, leftovers);
+        self.refuse_unknown_roles(&object)?;
+        let mut team = self.read_team(object, leftovers);
+        // Fields read from the operation's other steps (a member count from a members call).
+        for field in &plan.fields.fields {
+            team[field.name] = field.read_value(ctx);
+        }
         // A team without an id or a name is not a team: an error in words this mapping does
         // not know (inside HTTP 200, say), not an answer to pass on.
         if !(team["id"].is_string() && team["name"].is_string()) {
@@ -149,6 +154,31 @@ impl Backend {
             }
         }
         team
+    }
+
+    /// With `unknown = "refuse"` on the member role: an inline member whose vendor role the
+    /// mapping does not list makes the answer an upstream error naming the role.
+    pub(super) fn refuse_unknown_roles(&self, team: &Value) -> Result<(), Error> {
+        let Some(members) = self.mapping.team.get("members") else {
+            return Ok(());
+        };
+        for list in members.path.select(team) {
+            for member in list.as_array().into_iter().flatten() {
+                self.refuse_unknown_role(member)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The same for one vendor member.
+    pub(super) fn refuse_unknown_role(&self, member: &Value) -> Result<(), Error> {
+        match self.mapping.member.refused_role(member) {
+            None => Ok(()),
+            Some(role) => Err(bad_answer(&format!(
+                "a member has the vendor role {role}, which this backend's mapping does not \
+                 list (its role map says `unknown = \"refuse\"`)"
+            ))),
+        }
     }
 
     pub(super) fn is_hidden(&self, team: &Value) -> bool {
