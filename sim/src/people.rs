@@ -85,12 +85,13 @@ pub fn pagerduty_user_id(index: usize) -> String {
 const PAGERDUTY_USER_SALT: u64 = 1_102_271_453;
 
 /// The `n`th id of a PagerDuty id sequence: `P` then six base-36 digits of
-/// `(salt + n * STEP) mod 36^6`. `STEP` is prime and shares no factor with 36, so the map is a
-/// bijection on `0..36^6`: distinct `n` give distinct ids, and consecutive ids look unrelated.
+/// `(salt + n * STEP) mod 36^6`. `STEP` is odd and not a multiple of 3, so it shares no
+/// factor with 36 and the map is a bijection on `0..36^6`: distinct `n` give distinct ids. It
+/// is large (about 0.7 of the space), so consecutive ids look unrelated, as PagerDuty's do.
 pub(crate) fn pagerduty_id(salt: u64, n: u64) -> String {
     const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     const SPACE: u64 = 36 * 36 * 36 * 36 * 36 * 36;
-    const STEP: u64 = 1_000_003;
+    const STEP: u64 = 1_500_450_271;
     let mut value = (salt % SPACE + (n % SPACE) * STEP) % SPACE;
     let mut digits = [b'0'; 6];
     for digit in digits.iter_mut().rev() {
