@@ -464,6 +464,7 @@ mod tests {
     fn auth_headers(kind: &str) -> Vec<(&'static str, String)> {
         let (authorization, content_type) = match kind {
             "opsgenie" => (format!("GenieKey {CREDENTIAL}"), "application/json"),
+            "pagerduty" => (format!("Token token={CREDENTIAL}"), "application/json"),
             "jsonapi" => (format!("Bearer {CREDENTIAL}"), "application/vnd.api+json"),
             _ => (format!("Bearer {CREDENTIAL}"), "application/json"),
         };
@@ -500,6 +501,11 @@ mod tests {
                 assert!(body["took"].is_number(), "{body}");
                 assert!(body["requestId"].is_string(), "{body}");
                 text(&body["message"])
+            }
+            "pagerduty" => {
+                let code = body["error"]["code"].as_u64().expect("an integer code");
+                assert_eq!(code, u64::from(crate::pagerduty::code_for_status(status)));
+                text(&body["error"]["message"])
             }
             "squadcast" => {
                 assert_eq!(body["meta"]["status"], json!(status), "{body}");
@@ -737,6 +743,7 @@ mod tests {
             let (method, path, body) = match *kind {
                 "grafana" => ("GET", "/api/org/users", ""),
                 "opsgenie" => ("GET", "/v2/users", ""),
+                "pagerduty" => ("GET", "/users", ""),
                 "squadcast" => ("GET", "/v3/oauth/access-token", ""),
                 "jsonapi" => ("GET", "/api/v1/users", ""),
                 _ => ("POST", "/member/list", "{}"),

@@ -17,6 +17,7 @@ pub mod flashcat;
 pub mod grafana;
 pub mod jsonapi;
 pub mod opsgenie;
+pub mod pagerduty;
 pub mod people;
 pub mod squadcast;
 
@@ -37,7 +38,14 @@ use tokio::sync::watch;
 pub use faults::{Fault, FaultPlan};
 
 /// The simulator kinds that [`new_vendor`] can build.
-pub const KINDS: &[&str] = &["grafana", "flashcat", "jsonapi", "opsgenie", "squadcast"];
+pub const KINDS: &[&str] = &[
+    "grafana",
+    "flashcat",
+    "jsonapi",
+    "opsgenie",
+    "pagerduty",
+    "squadcast",
+];
 
 /// Builds the simulator of `kind`, accepting `credential` as the only valid one.
 pub fn new_vendor(kind: &str, credential: &str) -> Option<Box<dyn Vendor>> {
@@ -46,6 +54,7 @@ pub fn new_vendor(kind: &str, credential: &str) -> Option<Box<dyn Vendor>> {
         "flashcat" => Some(Box::new(flashcat::Flashcat::new(credential))),
         "jsonapi" => Some(Box::new(jsonapi::JsonApi::new(credential))),
         "opsgenie" => Some(Box::new(opsgenie::Opsgenie::new(credential))),
+        "pagerduty" => Some(Box::new(pagerduty::PagerDuty::new(credential))),
         "squadcast" => Some(Box::new(squadcast::Squadcast::new(credential))),
         _ => None,
     }
