@@ -1110,6 +1110,11 @@ path = "/teams/{path.id}"
                 2,
                 "`team` needs `name` (`name = \"$.name\"`)",
             ),
+            (
+                "[team]\nid = \"$.id\"\nname = \"$.name\"\n".to_string(),
+                1,
+                "the mapping needs `vendor` (`vendor = \"grafana\"`)",
+            ),
         ] {
             let (got_line, reason) = one(&source);
             assert_eq!(got_line, line, "{source}\n{reason}");

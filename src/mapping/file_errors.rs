@@ -22,7 +22,13 @@ pub(super) fn explain(source: &str, span: Option<Range<usize>>, message: &str) -
         .filter(|b| **b == b'\n')
         .count()
         + 1;
-    let place = locate(source, offset);
+    // toml gives the root table the empty span 0..0 (a top-level key is missing); whatever
+    // the first line holds is not the place.
+    let place = if span.is_empty() && span.start == 0 {
+        Place::default()
+    } else {
+        locate(source, offset)
+    };
     (line, reword(&place, offset, message))
 }
 
