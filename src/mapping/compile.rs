@@ -91,14 +91,11 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
     let raw: MappingFile = match toml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
-            let line = e
-                .span()
-                .map(|s| source[..s.start.min(source.len())].matches('\n').count() + 1)
-                .unwrap_or(0);
+            let (line, reason) = super::file_errors::explain(source, e.span(), e.message());
             return Err(vec![CheckError {
                 file: path.to_path_buf(),
                 line,
-                reason: e.message().trim().to_string(),
+                reason,
             }]);
         }
     };
@@ -1344,6 +1341,136 @@ path = "/teams/{path.id}"
                     && !reason.contains("untagged"),
                 "{bad}: {reason}"
             );
+        }
+    }
+
+    /// The one error of a file that does not deserialize.
+    fn one(source: &str) -> (usize, String) {
+        let errors = check(source);
+        assert_eq!(errors.len(), 1, "{source}\n{errors:?}");
+        errors.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_key_and_the_form_expected() {
+        let head = "vendor = \"x\"\n[team]\nid = \"$.id\"\n";
+        let named = format!("{head}name = \"$.name\"\n");
+        for (source, line, wanted) in [
+            (
+                format!("{head}name = 5\n"),
+                4,
+                "`team.name`: expected a JSONPath in quotes (`name = \"$.name\"`) or a table",
+            ),
+            (
+                format!("{head}name = {{ format = \"unix\" }}\n"),
+                4,
+                "`team.name` needs `path` (`name = { path = \"$.name\" }`)",
+            ),
+            (
+                format!("{head}[team.name]\nformat = \"unix\"\n"),
+                4,
+                "`team.name` needs `path`",
+            ),
+            (
+                format!("{named}[[errors.rules]]\ncode = \"x\"\n[[errors.rules]]\nstatus = []\ncode = \"x\"\n"),
+                8,
+                "`errors.rules[2].status`: expected an HTTP status from 100 to 599, one number or a list (`status = 404` or `status = [400, 422]`), found an empty list",
+            ),
+            (
+                format!("{named}[[errors.rules]]\nstatus = 4040\ncode = \"x\"\n"),
+                6,
+                "`errors.rules[1].status`: expected an HTTP status from 100 to 599",
+            ),
+            (
+                format!("{named}[limits]\nrequests_per_minute = 1.5\n"),
+                6,
+                "`limits.requests_per_minute`: expected a whole number (`requests_per_minute = 600`), found the number `1.5`",
+            ),
+            (
+                format!("{named}[[operations.get_team.steps]]\nmethod = \"GET\"\npath = \"/t\"\nrequire = \"$.x\"\n"),
+                8,
+                "`operations.get_team.steps[1].require`: expected a list (`require = [\"$.steps.get.body.id\"]`), found the text \"$.x\"",
+            ),
+            (
+                format!("{named}[operations.get_team]\nsteps = 3\n"),
+                6,
+                "`operations.get_team.steps`: expected a list of tables, each under its own `[[operations.get_team.steps]]` header",
+            ),
+            (
+                format!("{named}[operations.get_team]\nread = 1\n"),
+                6,
+                "`operations.get_team.read`: expected text in quotes (`read = \"get_team\"`), found the number `1`",
+            ),
+            (
+                format!("{named}[people]\nitems = \"$.x\"\nuser_id = \"$.id\"\n[[people.steps]]\nmethod = 1\n"),
+                9,
+                "`people.steps[1].method`: expected text in quotes (`method = \"GET\"`)",
+            ),
+            (
+                "vendor = \"x\"\n[team]\nid = \"$.id\"\n".to_string(),
+                2,
+                "`team` needs `name` (`name = \"$.name\"`)",
+            ),
+            (
+                "[team]\nid = \"$.id\"\nname = \"$.name\"\n".to_string(),
+                1,
+                "the mapping needs `vendor` (`vendor = \"grafana\"`)",
+            ),
+        ] {
+            let (got_line, reason) = one(&source);
+            assert_eq!(got_line, line, "{source}\n{reason}");
+            assert!(reason.starts_with(wanted), "{source}\n{reason:?}\nlacks {wanted:?}");
+        }
+    }
+
+    #[test]
+    fn the_key_path_survives_awkward_sources() {
+        // CRLF line endings, no final newline, a key on the last line.
+        let crlf = "vendor = \"x\"\r\n[team]\r\nid = \"$.id\"\r\nname = 5";
+        assert_eq!(one(crlf).0, 4);
+        assert!(
+            one(crlf).1.starts_with("`team.name`: expected a JSONPath"),
+            "{:?}",
+            one(crlf)
+        );
+        // Quoted and unicode keys are named as written, a dot inside quotes is no separator.
+        let quoted = "vendor = \"x\"\n\"a.b\" = 1\n[team]\nid = \"$.id\"\nname = \"$.name\"\n";
+        assert!(
+            one(quoted).1.starts_with("`\"a.b\"`: unknown key"),
+            "{:?}",
+            one(quoted)
+        );
+        let unicode = "vendor = \"x\"\n[team]\nid = \"$.id\"\nname = \"$.name\"\n\"équipe\" = 1\n";
+        assert!(
+            one(unicode).1.starts_with("`team.\"équipe\"`: unknown key"),
+            "{:?}",
+            one(unicode)
+        );
+        // A header-like line inside a multi-line string or array is not a header.
+        let hidden = "vendor = \"x\"\nabout = \"\"\"\n[limits]\n\"\"\"\n[team]\nid = \"$.id\"\nname = \"$.name\"\n[[operations.get_team.steps]]\nmethod = \"GET\"\npath = \"/t\"\nbody = [\n[1],\n]\nwhen = 1\n";
+        assert_eq!(
+            one(hidden),
+            (
+                14,
+                "`operations.get_team.steps[1].when`: expected text in quotes (`when = \"$.steps.get.body\"`), found the number `1`".to_string()
+            )
+        );
+        // An inline table is named by its outer key.
+        let inline = "vendor = \"x\"\n[team]\nid = \"$.id\"\nname = \"$.name\"\n[[operations.get_team.steps]]\nmethod = \"GET\"\npath = \"/t\"\nquery = { a = 1 }\n";
+        assert!(
+            one(inline)
+                .1
+                .starts_with("`operations.get_team.steps[1].query`"),
+            "{:?}",
+            one(inline)
+        );
+    }
+
+    #[test]
+    fn no_prefix_of_a_broken_file_panics() {
+        let broken = "vendor = \"x\"\r\n[team]\nid = { path = \"$.id\", fromat = 1 }\n\"n.m\" = '''\n[x]\n'''\n[[errors.rules]]\nstatus = [400, \"é\"]\n# [[not.a.header]]\n[[operations.get_team.steps]]\nrequire = [\n  1]\n";
+        for (at, _) in broken.char_indices() {
+            let _ = check(&broken[..at]);
         }
     }
 }

@@ -207,16 +207,17 @@ impl<'de> Deserialize<'de> for OneCode {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `status`: one HTTP status or a list. Read by hand (end of file) so that a wrong value is
+/// explained, not reported as "did not match any variant".
+#[derive(Debug)]
 pub enum StatusFile {
     One(u16),
     Many(Vec<u16>),
 }
 
-/// A canonical field: a JSONPath, or a table with a conversion.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// A canonical field: a JSONPath, or a table with a conversion. Read by hand (end of file),
+/// like [`StatusFile`].
+#[derive(Debug)]
 pub enum FieldFile {
     Path(String),
     Full(FieldTable),
@@ -374,4 +375,114 @@ pub struct StepPagesFile {
     pub total: Option<Spanned<String>>,
     /// More items than this is an error (never a silent cut).
     pub max_items: Spanned<i64>,
+}
+
+const STATUS_EXPECTED: &str = "an HTTP status from 100 to 599, one number or a list \
+    (`status = 404` or `status = [400, 422]`)";
+
+impl<'de> Deserialize<'de> for StatusFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Status;
+
+        impl<'de> serde::de::Visitor<'de> for Status {
+            type Value = StatusFile;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(STATUS_EXPECTED)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StatusFile, E> {
+                http_status(v, &self).map(StatusFile::One)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StatusFile, E> {
+                http_status(i64::try_from(v).unwrap_or(i64::MAX), &self).map(StatusFile::One)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StatusFile, A::Error> {
+                let mut statuses = Vec::new();
+                while let Some(one) = seq.next_element::<OneStatus>()? {
+                    statuses.push(one.0);
+                }
+                // An empty list would make a rule that matches on nothing said about the status,
+                // which is not what anyone writing `status = []` meant.
+                if statuses.is_empty() {
+                    return Err(serde::de::Error::invalid_length(0, &self));
+                }
+                Ok(StatusFile::Many(statuses))
+            }
+        }
+
+        deserializer.deserialize_any(Status)
+    }
+}
+
+/// One element of a `status` list: a number, not a nested list.
+struct OneStatus(u16);
+
+impl<'de> Deserialize<'de> for OneStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Status;
+
+        impl serde::de::Visitor<'_> for Status {
+            type Value = OneStatus;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(STATUS_EXPECTED)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OneStatus, E> {
+                http_status(v, &self).map(OneStatus)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OneStatus, E> {
+                http_status(i64::try_from(v).unwrap_or(i64::MAX), &self).map(OneStatus)
+            }
+        }
+
+        deserializer.deserialize_any(Status)
+    }
+}
+
+fn http_status<E: serde::de::Error>(v: i64, expected: &dyn serde::de::Expected) -> Result<u16, E> {
+    match u16::try_from(v) {
+        Ok(status) if (100..=599).contains(&status) => Ok(status),
+        _ => Err(E::invalid_value(serde::de::Unexpected::Signed(v), expected)),
+    }
+}
+
+const FIELD_EXPECTED: &str = "a JSONPath in quotes (`name = \"$.name\"`) or a table with a `path` \
+    (`created_at = { path = \"$.created\", format = \"unix\" }`)";
+
+impl<'de> Deserialize<'de> for FieldFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Field;
+
+        impl<'de> serde::de::Visitor<'de> for Field {
+            type Value = FieldFile;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(FIELD_EXPECTED)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FieldFile, E> {
+                Ok(FieldFile::Path(v.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<FieldFile, A::Error> {
+                // The table's own derive reports an unknown key or a missing `path` in its
+                // precise words, with the span of the key at fault.
+                FieldTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(FieldFile::Full)
+            }
+        }
+
+        deserializer.deserialize_any(Field)
+    }
 }

@@ -18,6 +18,7 @@ pub mod errors;
 pub mod expr;
 pub mod fields;
 mod file;
+mod file_errors;
 pub mod guard;
 pub mod registry;
 pub mod service;
