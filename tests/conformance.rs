@@ -655,4 +655,4 @@ macro_rules! conformance {
     )*};
 }
 
-conformance!(grafana, flashcat, jsonapi, opsgenie, squadcast);
+conformance!(grafana, flashcat, jsonapi, opsgenie, squadcast, pagerduty);

@@ -88,7 +88,14 @@ async fn the_shipped_config_serves_every_backend_from_simulators() {
         .collect();
     assert_eq!(
         names,
-        ["flashcat", "grafana", "jsonapi", "opsgenie", "squadcast"]
+        [
+            "flashcat",
+            "grafana",
+            "jsonapi",
+            "opsgenie",
+            "pagerduty",
+            "squadcast"
+        ]
     );
     for backend in names {
         let (status, team) = call(

@@ -57,8 +57,9 @@ use teamgate_sim::LoggedRequest;
 struct Backend {
     /// The backend (and simulator, and `mappings/<name>.toml`) name.
     name: &'static str,
-    /// Documents under `shared/specs/`, most specific first: the first that declares an
-    /// operation judges it. Paths in them are relative to the server root.
+    /// Documents under `shared/specs/` (or, starting with `sim/specs/`, in this repository),
+    /// most specific first: the first that declares an operation judges it. Paths in them
+    /// are relative to the server root.
     specs: &'static [&'static str],
 }
 
@@ -78,6 +79,11 @@ const BACKENDS: &[Backend] = &[
         name: "squadcast",
         // The extract has no users endpoints; the full (YAML) document has `/v3/users`.
         specs: &["squadcast/teams.openapi.json", "squadcast/out.openapi.yaml"],
+    },
+    Backend {
+        name: "pagerduty",
+        // Kept with the simulator (`sim/specs/SOURCES.md`): teams and users of api-schema.
+        specs: &["sim/specs/pagerduty/teams-users.openapi.json"],
     },
 ];
 
@@ -130,7 +136,10 @@ fn load_checker(backend: &Backend) -> Checker {
         .specs
         .iter()
         .map(|relative| {
-            let path = specs_dir().join(relative);
+            let path = match relative.strip_prefix("sim/specs/") {
+                Some(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join(relative),
+                None => specs_dir().join(relative),
+            };
             assert!(
                 path.is_file(),
                 "spec for {} not found at {} (CI expects `shared/` beside the clone)",

@@ -12,6 +12,7 @@ const VENDORS: &[&str] = &[
     "flashduty",
     "papershift",
     "pulse",
+    "pagerduty",
 ];
 
 fn walk(dir: &Path, hits: &mut Vec<String>) {
