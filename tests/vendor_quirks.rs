@@ -440,3 +440,59 @@ async fn opsgenie_member_routes_use_team_identifier_type() {
         );
     }
 }
+
+/// PagerDuty answers a team's members 100 at a time: a team of 250 is read whole (list,
+/// member count, the checked add that reads the list first) and never cut at a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_a_team_of_250_is_read_whole() {
+    let h = start(&["pagerduty"]).await;
+    let sim = h.sim("pagerduty");
+    assert!(sim.set_switch("extra_users", true));
+    let id = h.create_team("pagerduty", "Everyone").await;
+    let members = format!("/v1/teams/{id}/members");
+    for k in 1..=250 {
+        let a = h
+            .post(
+                "pagerduty",
+                &members,
+                json!({ "email": format!("user{k}@example.com") }),
+            )
+            .await;
+        assert_eq!(a.status, 201, "user{k}: {}", a.text);
+    }
+    // Someone already there, past the first page: the checked add sees them and writes nothing.
+    sim.clear_log();
+    let again = h
+        .post("pagerduty", &members, json!({ "email": "user240@example.com" }))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert!(
+        !sim.requests().iter().any(|r| r.method == "PUT"),
+        "an add of a present member wrote"
+    );
+
+    let listed = h.get("pagerduty", &members).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let listed = listed.body["members"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 250);
+    let emails: std::collections::BTreeSet<&str> = listed
+        .iter()
+        .map(|m| m["email"].as_str().expect("every member has an email"))
+        .collect();
+    assert_eq!(emails.len(), 250, "no member twice, none missing");
+    let pages = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/members"))
+        .count();
+    assert!(pages >= 3, "250 members in pages of 100: {pages} calls");
+
+    let team = h.get("pagerduty", &format!("/v1/teams/{id}")).await;
+    assert_eq!(team.body["member_count"], 250, "{}", team.text);
+
+    let user = listed[0]["user_id"].as_str().unwrap();
+    let gone = h.delete("pagerduty", &format!("{members}/{user}")).await;
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    let listed = h.get("pagerduty", &members).await;
+    assert_eq!(listed.body["members"].as_array().unwrap().len(), 249);
+}
