@@ -44,6 +44,15 @@ fn every_broken_mapping_reports_each_problem_with_its_line() {
         assert_eq!(got.len(), expected.len(), "{}: {got:#?}", file.display());
         for ((line, reason), (want_line, want_text)) in got.iter().zip(&expected) {
             assert_eq!(line, want_line, "{}: {reason}", file.display());
+            // Every problem names where it is: a dotted key (`errors.rules[2].status`), or
+            // the table it is about (`[operations.get_team]`), or the whole file.
+            assert!(
+                reason.starts_with('`')
+                    || reason.starts_with('[')
+                    || reason.starts_with("the mapping needs"),
+                "{}:{line}: {reason:?} names no key",
+                file.display()
+            );
             assert!(
                 reason.contains(want_text.as_str()),
                 "{}:{line}: {reason:?} lacks {want_text:?}",

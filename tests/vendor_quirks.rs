@@ -463,7 +463,11 @@ async fn pagerduty_a_team_of_250_is_read_whole() {
     // Someone already there, past the first page: the checked add sees them and writes nothing.
     sim.clear_log();
     let again = h
-        .post("pagerduty", &members, json!({ "email": "user240@example.com" }))
+        .post(
+            "pagerduty",
+            &members,
+            json!({ "email": "user240@example.com" }),
+        )
         .await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert!(

@@ -32,12 +32,28 @@ impl Ctx<'_> {
         self.source[..end].bytes().filter(|b| *b == b'\n').count() + 1
     }
 
+    /// Records a problem at `offset`, named by the key in force there: `operations.get_team.
+    /// steps[1].method`. A reason that already names its table (`[operations.x]: ...`) is
+    /// kept as it is; one that names the bare key (`` `name`: ...``) gets the whole path.
     fn error(&mut self, offset: usize, reason: impl Into<String>) {
         let line = self.line(offset);
+        let reason = reason.into();
+        let reason = match super::file_errors::key_at(self.source, offset) {
+            Some(_) if reason.starts_with('[') => reason,
+            Some(key) => {
+                let last = key.rsplit('.').next().unwrap_or(&key);
+                let last = last.split('[').next().unwrap_or(last);
+                match reason.strip_prefix(&format!("`{last}`: ")) {
+                    Some(rest) => format!("`{key}`: {rest}"),
+                    None => format!("`{key}`: {reason}"),
+                }
+            }
+            None => reason,
+        };
         self.errors.push(CheckError {
             file: self.path.to_path_buf(),
             line,
-            reason: reason.into(),
+            reason,
         });
     }
 
@@ -80,7 +96,11 @@ impl Ctx<'_> {
         if op.is_none() {
             self.error(
                 spanned.span().start,
-                format!("`{}` is not a canonical operation", spanned.get_ref()),
+                format!(
+                    "`{}` is not a canonical operation (one of {})",
+                    spanned.get_ref(),
+                    operation_names()
+                ),
             );
         }
         op
@@ -137,7 +157,10 @@ pub fn compile(path: &Path, source: &str) -> Result<Mapping, Vec<CheckError>> {
         let Some(op) = Operation::parse(name) else {
             cx.error(
                 spanned.span().start,
-                format!("[operations.{name}]: `{name}` is not a canonical operation"),
+                format!(
+                    "[operations.{name}]: `{name}` is not a canonical operation (one of {})",
+                    operation_names()
+                ),
             );
             continue;
         };
@@ -358,7 +381,7 @@ fn limits(cx: &mut Ctx, raw: &file::LimitsFile) -> Limits {
             Some(v) => {
                 cx.error(
                     v.span().start,
-                    format!("limits.{key} must be between 1 and {max}"),
+                    format!("must be a whole number from 1 to {max} (`{key} = {max}`)"),
                 );
                 default
             }
@@ -377,7 +400,9 @@ fn limits(cx: &mut Ctx, raw: &file::LimitsFile) -> Limits {
             Err(e) => {
                 cx.error(
                     p.span().start,
-                    format!("limits.team_id_pattern is not a regular expression: {e}"),
+                    format!(
+                        "not a regular expression (`team_id_pattern = \"[0-9]{{1,19}}\"`): {e}"
+                    ),
                 );
                 None
             }
@@ -404,7 +429,7 @@ fn rate(cx: &mut Ctx, value: &Option<Spanned<i64>>, key: &str) -> Option<u32> {
         _ => {
             cx.error(
                 v.span().start,
-                format!("limits.{key} must be between 1 and 1000000"),
+                format!("must be a whole number from 1 to 1000000 (`{key} = 100`)"),
             );
             None
         }
@@ -449,7 +474,14 @@ fn rule(
             None => {
                 cx.error(
                     raw.code.span().start,
-                    format!("`{code}` is not a canonical error code"),
+                    format!(
+                        "`{code}` is not a canonical error code (one of {}, or `already_done`)",
+                        ErrorCode::ALL
+                            .iter()
+                            .map(|c| format!("`{}`", c.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 );
                 return None;
             }
@@ -462,7 +494,13 @@ fn rule(
             for name in names {
                 match Operation::parse(name) {
                     Some(o) => ops.push(o),
-                    None => cx.error(at, format!("`{name}` is not a canonical operation")),
+                    None => cx.error(
+                        at,
+                        format!(
+                            "`{name}` is not a canonical operation (one of {})",
+                            operation_names()
+                        ),
+                    ),
                 }
             }
             Some(ops)
@@ -895,6 +933,15 @@ fn operation(
     Some(plan)
 }
 
+/// The canonical operation names, for errors.
+fn operation_names() -> String {
+    Operation::ALL
+        .iter()
+        .map(|op| format!("`{}`", op.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An operation's `fields`: team fields read from its context, each expression reading only
 /// steps that the operation has.
 fn context_fields(
@@ -990,7 +1037,7 @@ fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option
             cx.error(
                 raw.method.span().start,
                 format!(
-                    "`{}` is not an HTTP method teamgate sends",
+                    "`{}` is not an HTTP method teamgate sends (GET, POST, PUT, PATCH or DELETE: `method = \"GET\"`)",
                     raw.method.get_ref()
                 ),
             );
@@ -998,7 +1045,10 @@ fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>) -> Option
         }
     };
     if !raw.path.get_ref().starts_with('/') {
-        cx.error(raw.path.span().start, "a step path must start with `/`");
+        cx.error(
+            raw.path.span().start,
+            "a step path must start with `/` (`path = \"/teams/{path.id}\"`)",
+        );
     }
     if raw.path.get_ref().contains('?') {
         cx.error(

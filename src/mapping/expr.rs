@@ -61,7 +61,7 @@ impl Expr {
         let path = parts.next().unwrap_or_default().trim().to_string();
         if !path.starts_with('$') {
             return Err(format!(
-                "`{source}` is not a JSONPath (it must start with `$`)"
+                "`{source}` is not a JSONPath (it must start with `$`, like `\"$.name\"`)"
             ));
         }
         let query =

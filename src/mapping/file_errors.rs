@@ -32,6 +32,13 @@ pub(super) fn explain(source: &str, span: Option<Range<usize>>, message: &str) -
     (line, reword(&place, offset, message))
 }
 
+/// The dotted key in force at a byte offset of a mapping file (`operations.get_team.steps[1]
+/// .method`), for the errors of the second phase, which know a value's span but not its key.
+pub(super) fn key_at(source: &str, offset: usize) -> Option<String> {
+    let place = locate(source, offset.min(source.len()));
+    (!place.key.is_empty()).then(|| place.dotted())
+}
+
 /// Where an offset is: the dotted key, and where the value of the line's key starts.
 #[derive(Debug, Default)]
 struct Place {

@@ -82,7 +82,7 @@ impl TextTemplate {
             if inner == "credential" || inner == "token" {
                 if !allow_secrets {
                     return Err(format!(
-                        "`{{{inner}}}` may only be used in the [auth] section"
+                        "`{{{inner}}}` may only be used in the [auth] section (`headers = {{ Authorization = \"Bearer {{credential}}\" }}`)"
                     ));
                 }
                 parts.push(if inner == "token" {
