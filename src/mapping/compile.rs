@@ -1464,7 +1464,7 @@ path = "/teams/{path.id}"
             (
                 "[team]\nid = \"$.id\"\nname = \"$.name\"\n".to_string(),
                 1,
-                "the mapping needs `vendor` (`vendor = \"grafana\"`)",
+                "the mapping needs `vendor` (`vendor = \"acme\"`)",
             ),
         ] {
             let (got_line, reason) = one(&source);

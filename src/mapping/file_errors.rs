@@ -394,7 +394,7 @@ fn text_sample(place: &Place, name: &str) -> String {
         "path" => "\"$.name\"",
         "code" => "\"not_found\"",
         "read" | "then" | "resolve_user" => "\"get_team\"",
-        "vendor" => "\"grafana\"",
+        "vendor" => "\"acme\"",
         "format" => "\"unix\"",
         "paging" => "\"pages\"",
         "style" => "\"checked\"",
