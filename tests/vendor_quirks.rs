@@ -500,3 +500,39 @@ async fn pagerduty_a_team_of_250_is_read_whole() {
     let listed = h.get("pagerduty", &members).await;
     assert_eq!(listed.body["members"].as_array().unwrap().len(), 249);
 }
+
+/// PagerDuty's PUT keeps what it is not sent: a parent is cleared by sending `parent: null`,
+/// so a PATCH of `"parent_id": null` is not answered 200 with the old parent still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_a_parent_is_set_and_cleared() {
+    let h = start(&["pagerduty"]).await;
+    let root = h.create_team("pagerduty", "Root").await;
+    let child = h
+        .post(
+            "pagerduty",
+            "/v1/teams",
+            json!({ "name": "Child", "parent_id": root }),
+        )
+        .await;
+    assert_eq!(child.status, 201, "{}", child.text);
+    assert_eq!(child.body["parent_id"], root.as_str());
+    let id = child.body["id"].as_str().unwrap();
+    let path = format!("/v1/teams/{id}");
+    let renamed = h
+        .patch("pagerduty", &path, json!({ "name": "Child 2" }))
+        .await;
+    assert_eq!(renamed.body["parent_id"], root.as_str(), "{}", renamed.text);
+    let cleared = h
+        .patch("pagerduty", &path, json!({ "parent_id": null }))
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.text);
+    assert_eq!(cleared.body["parent_id"], serde_json::Value::Null);
+    assert_eq!(cleared.body["name"], "Child 2");
+    let read = h.get("pagerduty", &path).await;
+    assert_eq!(
+        read.body["parent_id"],
+        serde_json::Value::Null,
+        "{}",
+        read.text
+    );
+}
