@@ -536,3 +536,37 @@ async fn pagerduty_a_parent_is_set_and_cleared() {
         read.text
     );
 }
+
+/// JSON:API teams all have a parent but the default one: a patch clearing the parent is sent
+/// on (`nullable`) and refused by the vendor, never dropped with a 200 and the old parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonapi_clearing_a_parent_is_refused_not_dropped() {
+    let h = start(&["jsonapi"]).await;
+    let id = h.create_team("jsonapi", "Child").await;
+    let path = format!("/v1/teams/{id}");
+    let before = h.get("jsonapi", &path).await;
+    let parent = before.body["parent_id"].clone();
+    assert!(parent.is_string(), "{}", before.text);
+    let cleared = h
+        .patch("jsonapi", &path, json!({ "parent_id": null }))
+        .await;
+    assert_eq!(
+        (cleared.status.as_u16(), cleared.code()),
+        (400, "invalid_request"),
+        "{}",
+        cleared.text
+    );
+    assert!(
+        cleared.text.contains("parent"),
+        "the vendor's reason is kept: {}",
+        cleared.text
+    );
+    let after = h.get("jsonapi", &path).await;
+    assert_eq!(after.body["parent_id"], parent);
+    // A rename leaves the parent alone.
+    let renamed = h
+        .patch("jsonapi", &path, json!({ "name": "Child 2" }))
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(renamed.body["parent_id"], parent);
+}

@@ -7,7 +7,7 @@
 //! `str` (a scalar as a string), `strs`, `first`, `count` (length of an array), `lower`,
 //! `or(<expression>)` (the fallback when the value is absent or null), `default(<JSON>)`
 //! (a literal fallback), `join(<JSON string>)` (the elements of an array as text, with that
-//! separator: `join(",")`).
+//! separator: `join(",")`), `nullable` (last: a `null` that is there is `null`, not absent).
 
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::parser::parse_json_path;
@@ -28,6 +28,9 @@ pub struct Expr {
     /// With `plain`: the path ends in `[*]` (every element of the array there).
     plain_wildcard: bool,
     pipes: Vec<Pipe>,
+    /// `| nullable`: a JSON `null` the path selects is the value `null`, not absent (a merge
+    /// patch's `"parent_id": null`, sent on as a clear).
+    keep_null: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,8 +79,18 @@ impl Expr {
             })
             .unwrap_or_default();
         let mut pipes = Vec::new();
+        let mut keep_null = false;
         for pipe in parts {
             let pipe = pipe.trim();
+            if keep_null {
+                return Err(format!(
+                    "`{source}`: `nullable` must be the last pipe (a null is sent as it is)"
+                ));
+            }
+            if pipe == "nullable" {
+                keep_null = true;
+                continue;
+            }
             pipes.push(match pipe {
                 "int" => Pipe::Int,
                 "ints" => Pipe::Ints,
@@ -102,7 +115,7 @@ impl Expr {
                     ),
                     _ => {
                         return Err(format!(
-                            "unknown pipe `{pipe}` (known: int, ints, str, strs, first, count, lower, or(...), default(...), join(...))"
+                            "unknown pipe `{pipe}` (known: int, ints, str, strs, first, count, lower, nullable, or(...), default(...), join(...))"
                         ))
                     }
                 },
@@ -119,6 +132,7 @@ impl Expr {
             plain,
             plain_wildcard,
             pipes,
+            keep_null,
         })
     }
 
@@ -132,7 +146,11 @@ impl Expr {
 
     /// The member names of a plain path without wildcard or pipes (`$.a.b` → `a`, `b`).
     pub fn plain_path(&self) -> Option<&[String]> {
-        match (&self.plain, self.plain_wildcard, self.pipes.is_empty()) {
+        match (
+            &self.plain,
+            self.plain_wildcard,
+            self.pipes.is_empty() && !self.keep_null,
+        ) {
             (Some(names), false, true) => Some(names),
             _ => None,
         }
@@ -165,8 +183,11 @@ impl Expr {
     /// (`Some(None)` when absent or null). `None` for any other expression: use
     /// [`Expr::eval`].
     pub fn lookup<'a>(&self, ctx: &'a Value) -> Option<Option<&'a Value>> {
-        let (Some(names), false, true) = (&self.plain, self.plain_wildcard, self.pipes.is_empty())
-        else {
+        let (Some(names), false, true) = (
+            &self.plain,
+            self.plain_wildcard,
+            self.pipes.is_empty() && !self.keep_null,
+        ) else {
             return None;
         };
         let mut node = ctx;
@@ -209,6 +230,9 @@ impl Expr {
             _ => Some(Value::Array(nodes.into_iter().cloned().collect())),
         };
         if value.as_ref().is_some_and(Value::is_null) {
+            if self.keep_null {
+                return Ok(value);
+            }
             value = None;
         }
         for pipe in &self.pipes {
@@ -430,6 +454,27 @@ mod tests {
             Some(json!([1, 3]))
         );
         assert_eq!(eval("$.t[?@.a == 2] | first", &ctx), Some(json!({"a": 2})));
+    }
+
+    #[test]
+    fn nullable_sends_a_null_that_is_there_and_nothing_for_one_that_is_not() {
+        let e = Expr::parse("$.input.parent_id | nullable").unwrap();
+        assert_eq!(
+            e.eval(&json!({"input": {"parent_id": null}})).unwrap(),
+            Some(Value::Null)
+        );
+        assert_eq!(e.eval(&json!({"input": {}})).unwrap(), None);
+        assert_eq!(
+            e.eval(&json!({"input": {"parent_id": "7"}})).unwrap(),
+            Some(json!("7"))
+        );
+        // Without it, a null is absent, as everywhere else.
+        let plain = Expr::parse("$.input.parent_id").unwrap();
+        assert_eq!(
+            plain.eval(&json!({"input": {"parent_id": null}})).unwrap(),
+            None
+        );
+        assert!(Expr::parse("$.a | nullable | int").is_err());
     }
 
     #[test]
