@@ -4,6 +4,8 @@
 //! exchanges it must cause (each expected request, and the answer the fake vendor gives), and
 //! the canonical answer or problem expected. Requests are compared exactly (method, path,
 //! query, JSON body; listed headers); answers by subset (every expected member must match).
+//! A fixture may try a variant of its mapping with `mapping_edits` (text replacements, each
+//! of which must apply), for constructs no shipped mapping uses (`unknown = "refuse"`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
