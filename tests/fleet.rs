@@ -389,9 +389,11 @@ async fn the_replicas_together_stay_within_the_vendor_budget() {
     let arrivals: Vec<_> = sim.requests().iter().map(|r| r.received).collect();
     let total = arrivals.len();
     // The budget bounds when calls leave a replica; the vendor sees them after a transit whose
-    // spread on a busy 2-core machine is tens of milliseconds. A window of one second less
-    // that allowance must hold at most the budget (one budget per replica would put ~3x in it).
-    const TRANSIT_SPREAD: Duration = Duration::from_millis(100);
+    // spread on a busy 2-core machine (the other fleet tests run alongside) can reach tens of
+    // milliseconds. With a burst of 2 and one call every 1/19 s, a window of 800 ms holds at
+    // most 17 departures, and 20 arrivals only if transits differ by 200 ms or more; one
+    // budget per replica would put about 45 in it.
+    const TRANSIT_SPREAD: Duration = Duration::from_millis(200);
     let window = Duration::from_secs(1) - TRANSIT_SPREAD;
     let mut worst = 0;
     for (i, t0) in arrivals.iter().enumerate() {
