@@ -696,10 +696,15 @@ pub fn check_source(
         });
     }
     let names: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
-    let fleet = raw
-        .fleet
-        .as_ref()
-        .map(|f| crate::fleet::config::validate(f, &names, &|v| std::env::var(v).ok(), &mut error));
+    let fleet = raw.fleet.as_ref().map(|f| {
+        crate::fleet::config::validate(
+            f,
+            &names,
+            server.request_timeout,
+            &|v| std::env::var(v).ok(),
+            &mut error,
+        )
+    });
     // Every mapping file once, however many backends share it.
     let mut mappings = BTreeMap::new();
     let mut mapping_digests = BTreeMap::new();

@@ -597,6 +597,25 @@ fn fleet_is_checked_and_printed_with_the_password_masked() {
     assert!(text.contains("fleet.budgets.nope"), "{text}");
     assert!(errors.iter().all(|e| e.line > 0), "{text}");
 
+    // A fleet lock must outlive the longest write it guards: a lease given shorter than the
+    // request timeout is refused on its line; the default grows with the timeout.
+    let errors = check(
+        "[server]\nrequest_timeout_ms = 60000\n[fleet]\nredis_url = \"redis://127.0.0.1:6390\"\nlock_lease_ms = 30000\n",
+    )
+    .err()
+    .unwrap();
+    let text = format!("{errors:?}");
+    assert!(text.contains("fleet.lock_lease_ms (30000 ms) must be longer than server.request_timeout_ms (60000 ms)"), "{text}");
+    assert!(errors.iter().all(|e| e.line > 0), "on its line: {text}");
+    let long = check(
+        "[server]\nrequest_timeout_ms = 60000\n[fleet]\nredis_url = \"redis://127.0.0.1:6390\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        long.config.fleet.as_ref().unwrap().lock_lease,
+        Duration::from_millis(70_000)
+    );
+
     // Without [fleet]: nothing of it.
     let plain = check("").unwrap();
     assert!(plain.config.fleet.is_none());

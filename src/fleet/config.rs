@@ -32,7 +32,7 @@ pub struct RawFleet {
     key_prefix: Option<Spanned<String>>,
     fallback_ttl_ms: Option<u64>,
     redis_timeout_ms: Option<u64>,
-    lock_lease_ms: Option<u64>,
+    lock_lease_ms: Option<Spanned<u64>>,
     fallback_budget_share: Option<Spanned<f64>>,
     #[serde(default)]
     budgets: BTreeMap<String, Spanned<RawBudget>>,
@@ -92,6 +92,7 @@ pub struct FleetConfig {
 pub fn validate(
     raw: &RawFleet,
     backends: &[&str],
+    request_timeout: Duration,
     env: &dyn Fn(&str) -> Option<String>,
     error: &mut dyn FnMut(usize, String),
 ) -> FleetConfig {
@@ -146,6 +147,28 @@ pub fn validate(
         }
         None => 1.0,
     };
+    // A read-modify-write holds its fleet lock for up to the request timeout: a lease that
+    // ends sooner lets another replica in while the first still writes (a lost update). The
+    // default outlives any request timeout; a lease given explicitly must.
+    let default_lease = 40_000u64.max(request_timeout.as_millis() as u64 + 10_000);
+    let lock_lease = Duration::from_millis(
+        raw.lock_lease_ms
+            .as_ref()
+            .map_or(default_lease, |l| *l.get_ref())
+            .clamp(1_000, 3_600_000),
+    );
+    if redis_url.is_some() && lock_lease <= request_timeout {
+        let at = raw.lock_lease_ms.as_ref().map_or(0, |l| l.span().start);
+        error(
+            at,
+            format!(
+                "fleet.lock_lease_ms ({} ms) must be longer than server.request_timeout_ms ({} ms): \
+                 a lock must outlive the longest write it guards",
+                lock_lease.as_millis(),
+                request_timeout.as_millis()
+            ),
+        );
+    }
     let mut budgets = BTreeMap::new();
     for (name, spanned) in &raw.budgets {
         if !backends.contains(&name.as_str()) {
@@ -169,9 +192,7 @@ pub fn validate(
         fallback_ttl: Duration::from_millis(raw.fallback_ttl_ms.unwrap_or(1_000).min(86_400_000)),
         redis_timeout: Duration::from_millis(raw.redis_timeout_ms.unwrap_or(250).clamp(10, 10_000)),
         fallback_budget_share,
-        lock_lease: Duration::from_millis(
-            raw.lock_lease_ms.unwrap_or(40_000).clamp(1_000, 3_600_000),
-        ),
+        lock_lease,
         budgets,
     }
 }
