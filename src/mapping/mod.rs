@@ -94,14 +94,19 @@ impl Mapping {
         self.operations.get(&op)
     }
 
-    /// The canonical team fields this backend holds: those of `[team]`, and those a
-    /// `get_team` reads from its other steps (`fields`), in canonical order.
+    /// The canonical team fields this backend holds: those of `[team]`, and those `get_team`
+    /// or `list_teams` reads from its other steps (`fields`), in canonical order.
     pub fn team_fields(&self) -> Vec<&'static str> {
-        let from_steps = self.plan(Operation::GetTeam).map(|p| &p.fields);
+        let from_steps = |name: &str| {
+            [Operation::GetTeam, Operation::ListTeams]
+                .iter()
+                .filter_map(|op| self.plan(*op))
+                .any(|p| p.fields.has(name))
+        };
         engine::TEAM_FIELDS
             .iter()
             .copied()
-            .filter(|name| self.team.has(name) || from_steps.is_some_and(|f| f.has(name)))
+            .filter(|name| self.team.has(name) || from_steps(name))
             .collect()
     }
 }

@@ -255,8 +255,10 @@ pub(super) fn user_map(cx: &mut Ctx, raw: &file::UserFile) -> FieldMap {
     map
 }
 
-/// An operation's `fields`: team fields read from its context, each expression reading only
-/// steps that the operation has.
+/// An operation's `fields`: fields of the resource it answers, read from its context rather
+/// than the vendor object: team fields for get/create/update_team and list_teams, member
+/// fields (`email`, `username`) for list_members. In a list, `$.item` is the vendor object
+/// being read. Each expression may read only steps the operation has.
 pub(super) fn context_fields(
     cx: &mut Ctx,
     op: Operation,
@@ -268,16 +270,22 @@ pub(super) fn context_fields(
         return map;
     }
     let name = op.name();
-    if !matches!(
-        op,
-        Operation::GetTeam | Operation::CreateTeam | Operation::UpdateTeam
-    ) {
+    let members = op == Operation::ListMembers;
+    if !members
+        && !matches!(
+            op,
+            Operation::GetTeam
+                | Operation::CreateTeam
+                | Operation::UpdateTeam
+                | Operation::ListTeams
+        )
+    {
         let at = raw.fields.values().next().map_or(0, |f| f.span().start);
         cx.error(
             at,
             format!(
-                "[operations.{name}]: `fields` is for operations that answer a team \
-                 (get_team, create_team, update_team)"
+                "[operations.{name}]: `fields` is for operations that answer teams or members \
+                 (get_team, create_team, update_team, list_teams, list_members)"
             ),
         );
         return map;
@@ -285,14 +293,27 @@ pub(super) fn context_fields(
     let step_names = Regex::new(r"\$\.steps\.([A-Za-z0-9_-]+)").expect("a valid regex");
     for (key, spanned) in &raw.fields {
         let at = spanned.span().start;
-        let field_name = engine_team_field(key).filter(|k| !matches!(*k, "id" | "members"));
-        let (Some(field_name), Some(kind)) = (field_name, team_kind(key)) else {
+        let known = if members {
+            MEMBER_CONTEXT_FIELDS
+                .iter()
+                .copied()
+                .find(|f| *f == key)
+                .map(|f| (f, Kind::Text))
+        } else {
+            engine_team_field(key)
+                .filter(|k| !matches!(*k, "id" | "members"))
+                .zip(team_kind(key))
+        };
+        let Some((field_name, kind)) = known else {
+            let readable = if members {
+                "a member field read from steps (email, username)"
+            } else {
+                "a team field read from steps (name, description, email, parent_id, \
+                 member_count, created_at, updated_at)"
+            };
             cx.error(
                 at,
-                format!(
-                    "[operations.{name}.fields]: `{key}` is not a team field read from steps \
-                     (name, description, email, parent_id, member_count, created_at, updated_at)"
-                ),
+                format!("[operations.{name}.fields]: `{key}` is not {readable}"),
             );
             continue;
         };
@@ -315,6 +336,10 @@ pub(super) fn context_fields(
     }
     map
 }
+
+/// Member fields an operation may read from its steps (`user_id` and `role` come from the
+/// member object, the role through its map).
+const MEMBER_CONTEXT_FIELDS: &[&str] = &["email", "username"];
 
 /// The canonical (static) name of a team field.
 pub(super) fn engine_team_field(key: &str) -> Option<&'static str> {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{bad_answer, object, Backend, Ctx};
+use super::{bad_answer, item_fields, object, Backend, Ctx};
 use crate::canonical::{cursor, CanonicalRequest, CanonicalResponse, Operation, PageRequest};
 use crate::error::Error;
 use crate::mapping::fields::USER_FIELDS;
@@ -47,13 +47,13 @@ impl Backend {
                     (None, None) => false,
                 };
                 let raw = self.take_items(plan, ctx);
-                let items = self.list_items(req, raw)?;
+                let items = self.list_items(plan, req, raw, ctx)?;
                 (items, more && raw_len > 0)
             }
             Paging::All => {
                 self.run_steps(plan, ctx, caller).await?;
                 let raw = self.take_items(plan, ctx);
-                let all = self.list_items(req, raw)?;
+                let all = self.list_items(plan, req, raw, ctx)?;
                 let more = all.len() > offset + size;
                 let page = all.into_iter().skip(offset).take(size).collect();
                 (page, more)
@@ -105,8 +105,10 @@ impl Backend {
     /// filter differently or not at all; the canonical meaning is the same on every backend).
     pub(super) fn list_items(
         &self,
+        plan: &OperationPlan,
         req: &CanonicalRequest,
         raw: Vec<Value>,
+        ctx: &mut Ctx,
     ) -> Result<Vec<Value>, Error> {
         let (op, query, leftovers) = (req.op, &req.query, req.include_vendor);
         let lower = |k: &str| query.get(k).map(|v| v.to_lowercase());
@@ -121,7 +123,11 @@ impl Backend {
                     if let Err(refused) = self.refuse_unknown_roles(&item) {
                         return Some(Err(refused));
                     }
-                    let team = self.read_team(item, leftovers);
+                    let (item, from_steps) = item_fields(plan, ctx, item);
+                    let mut team = self.read_team(item, leftovers);
+                    for (name, value) in from_steps {
+                        team[name] = value;
+                    }
                     if !(team["id"].is_string() && team["name"].is_string()) {
                         return Some(Err(bad_answer("a listed team has no id or no name")));
                     }

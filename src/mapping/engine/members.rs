@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{bad_answer, Backend, Ctx, Flow};
+use super::{bad_answer, item_fields, Backend, Ctx, Flow};
 use crate::canonical::{CanonicalRequest, CanonicalResponse, Operation, PageRequest};
 use crate::error::{Error, ErrorCode, Origin};
 use crate::mapping::fields::MEMBER_FIELDS;
@@ -130,7 +130,7 @@ impl Backend {
         let mut ctx = self.context(&list_req);
         let list = self.plan(Operation::ListMembers)?;
         self.run_steps(list, &mut ctx, caller).await?;
-        let members = self.members_from(list, &ctx, req.include_vendor)?;
+        let members = self.members_from(list, &mut ctx, req.include_vendor)?;
         members
             .into_iter()
             .find(|m| m["user_id"] == user_id)
@@ -188,17 +188,22 @@ impl Backend {
     pub(super) fn members_from(
         &self,
         plan: &OperationPlan,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
         leftovers: bool,
     ) -> Result<Vec<Value>, Error> {
         self.items(plan, ctx)
             .into_iter()
             .map(|item| {
                 self.refuse_unknown_role(&item)?;
-                Ok(self
+                let (item, from_steps) = item_fields(plan, ctx, item);
+                let mut member = self
                     .mapping
                     .member
-                    .read(item, MEMBER_FIELDS, None, leftovers))
+                    .read(item, MEMBER_FIELDS, None, leftovers);
+                for (name, value) in from_steps {
+                    member[name] = value;
+                }
+                Ok(member)
             })
             .map(|m: Result<Value, Error>| {
                 let mut m = m?;

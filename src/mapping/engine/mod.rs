@@ -239,7 +239,7 @@ impl Backend {
             }
             Operation::ListMembers => {
                 self.run_steps(plan, &mut ctx, caller).await?;
-                let mut members = self.members_from(plan, &ctx, req.include_vendor)?;
+                let mut members = self.members_from(plan, &mut ctx, req.include_vendor)?;
                 let partial = self
                     .fill_people(members.iter_mut().collect(), caller)
                     .await?;
@@ -388,6 +388,30 @@ pub(super) fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
         map.insert(key.to_string(), value);
     }
     Value::Object(map)
+}
+
+/// The plan's `fields` of one listed vendor object, read with it in the context as `$.item`
+/// (moved in and out, not copied). The object comes back with them.
+pub(super) fn item_fields(
+    plan: &OperationPlan,
+    ctx: &mut Ctx,
+    item: Value,
+) -> (Value, Vec<(&'static str, Value)>) {
+    if plan.fields.fields.is_empty() {
+        return (item, Vec::new());
+    }
+    ctx["item"] = item;
+    let values = plan
+        .fields
+        .fields
+        .iter()
+        .map(|f| (f.name, f.read_value(ctx)))
+        .collect();
+    let item = ctx
+        .as_object_mut()
+        .and_then(|c| c.remove("item"))
+        .unwrap_or(Value::Null);
+    (item, values)
 }
 
 /// A value that does not convert for this vendor: from the path it names nothing there
