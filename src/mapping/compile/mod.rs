@@ -85,6 +85,22 @@ impl Ctx<'_> {
         }
     }
 
+    /// A JSON body template; `label` names it in errors (`body`, `auth.token.body`).
+    fn body(
+        &mut self,
+        spanned: &Option<Spanned<toml::Value>>,
+        label: &str,
+    ) -> Option<ValueTemplate> {
+        let b = spanned.as_ref()?;
+        match ValueTemplate::compile(b.get_ref()) {
+            Ok(t) => Some(t),
+            Err(reason) => {
+                self.error(b.span().start, format!("{label}: {reason}"));
+                None
+            }
+        }
+    }
+
     fn opt_expr(&mut self, spanned: &Option<Spanned<String>>) -> Option<Expr> {
         spanned.as_ref().and_then(|s| self.expr(s))
     }

@@ -270,16 +270,7 @@ pub(super) fn step(cx: &mut Ctx, index: usize, spanned: &Spanned<file::StepFile>
             headers.push((h, t));
         }
     }
-    let body = raw
-        .body
-        .as_ref()
-        .and_then(|b| match ValueTemplate::compile(b.get_ref()) {
-            Ok(t) => Some(t),
-            Err(reason) => {
-                cx.error(b.span().start, format!("body: {reason}"));
-                None
-            }
-        });
+    let body = cx.body(&raw.body, "body");
     let require = raw.require.iter().filter_map(|r| cx.expr(r)).collect();
     let name = raw
         .name

@@ -73,16 +73,7 @@ pub(super) fn token_plan(cx: &mut Ctx, spanned: &Spanned<file::TokenFile>) -> Op
             query.push((name.clone(), t));
         }
     }
-    let body = raw
-        .body
-        .as_ref()
-        .and_then(|b| match ValueTemplate::compile(b.get_ref()) {
-            Ok(t) => Some(t),
-            Err(reason) => {
-                cx.error(b.span().start, format!("auth.token.body: {reason}"));
-                None
-            }
-        });
+    let body = cx.body(&raw.body, "auth.token.body");
     let token = cx.expr(&raw.token);
     let plan = TokenPlan {
         method: method?,

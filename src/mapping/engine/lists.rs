@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::{bad_answer, item_fields, object, Backend, Ctx};
 use crate::canonical::{cursor, CanonicalRequest, CanonicalResponse, Operation, PageRequest};
 use crate::error::Error;
+use crate::mapping::expr::Expr;
 use crate::mapping::fields::USER_FIELDS;
 use crate::mapping::{OperationPlan, Paging};
 
@@ -31,21 +32,9 @@ impl Backend {
                     json!({ "number": offset / size + 1, "size": size, "offset": offset });
                 self.run_steps(plan, ctx, caller).await?;
                 let raw_len = self.items_len(plan, ctx);
-                let more = match (has_more, total) {
-                    // `true`, or any other value present (a `links.next` URL): more to come.
-                    (Some(h), _) => h
-                        .eval(ctx)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|v| v != Value::Bool(false)),
-                    (None, Some(t)) => t
-                        .eval(ctx)
-                        .ok()
-                        .flatten()
-                        .and_then(|v| v.as_u64())
-                        .is_some_and(|t| (offset + raw_len) < t as usize),
-                    (None, None) => false,
-                };
+                let more =
+                    more_to_come(has_more.as_deref(), total.as_deref(), ctx, offset + raw_len)
+                        .unwrap_or(false);
                 let raw = self.take_items(plan, ctx);
                 let items = self.list_items(plan, req, raw, ctx)?;
                 (items, more && raw_len > 0)
@@ -151,5 +140,26 @@ impl Backend {
                 }
             })
             .collect()
+    }
+}
+
+/// Whether the vendor says another page follows once `seen` items are read: its more-flag
+/// (`true`, or any other value present, such as a `links.next` URL), or else its total.
+/// `None` when the mapping declares neither.
+pub(super) fn more_to_come(
+    has_more: Option<&Expr>,
+    total: Option<&Expr>,
+    ctx: &Ctx,
+    seen: usize,
+) -> Option<bool> {
+    let value = |e: &Expr| e.eval(ctx).ok().flatten();
+    match (has_more, total) {
+        (Some(h), _) => Some(value(h).is_some_and(|v| v != Value::Bool(false))),
+        (None, Some(t)) => Some(
+            value(t)
+                .and_then(|v| v.as_u64())
+                .is_some_and(|total| (seen as u64) < total),
+        ),
+        (None, None) => None,
     }
 }

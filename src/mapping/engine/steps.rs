@@ -11,6 +11,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use tracing::Instrument;
 
+use super::lists::more_to_come;
 use super::{bad_answer, convert_problem, object, Backend, Ctx, Flow};
 use crate::call::TraceContext;
 use crate::canonical::Operation;
@@ -193,20 +194,14 @@ impl Backend {
             };
             let count = page.len();
             gathered.extend(page);
-            let more = match (&pages.has_more, &pages.total) {
-                (Some(h), _) => h
-                    .eval(ctx)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|v| v != Value::Bool(false)),
-                (None, Some(t)) => t
-                    .eval(ctx)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| v.as_u64())
-                    .is_some_and(|total| (gathered.len() as u64) < total),
-                (None, None) => count == size,
-            };
+            // With neither a more-flag nor a total, a short page is the last.
+            let more = more_to_come(
+                pages.has_more.as_ref(),
+                pages.total.as_ref(),
+                ctx,
+                gathered.len(),
+            )
+            .unwrap_or(count == size);
             if gathered.len() > pages.max_items {
                 return Err(too_many(step, pages.max_items));
             }
